@@ -1,0 +1,5 @@
+"""Model zoo: every architecture registers itself on import; build one with ``create_model``."""
+
+from medlearn.models.registry import create_model, list_models, register_model
+
+__all__ = ["create_model", "list_models", "register_model"]

@@ -1,0 +1,64 @@
+"""A model registry in the style of timm: ``@register_model`` on a factory, ``create_model(name)``.
+
+Every task's models live in the same registry; ``task`` says which CLI group may use a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from medlearn.errors import MedlearnError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    task: str
+    factory: Callable[..., nn.Module]
+    summary: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, task: str, summary: str = "") -> Callable[[Callable[..., nn.Module]], Callable]:
+    """Register ``factory`` under ``name`` for ``task`` ("classification", "segmentation", ...)."""
+
+    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        doc = summary or ((factory.__doc__ or "").strip().splitlines() or [""])[0]
+        _REGISTRY[name] = ModelEntry(name=name, task=task, factory=factory, summary=doc)
+        return factory
+
+    return decorator
+
+
+def list_models(task: str | None = None) -> list[ModelEntry]:
+    """All registered models, optionally only those of one task, sorted by name."""
+    _import_builtin_models()
+    return sorted((e for e in _REGISTRY.values() if task is None or e.task == task), key=lambda e: e.name)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name``; keyword arguments go to its factory."""
+    _import_builtin_models()
+    if name not in _REGISTRY:
+        known = ", ".join(e.name for e in list_models())
+        raise MedlearnError(f"unknown model {name!r}; known models: {known}")
+    return _REGISTRY[name].factory(**kwargs)
+
+
+def model_task(name: str) -> str:
+    _import_builtin_models()
+    if name not in _REGISTRY:
+        raise MedlearnError(f"unknown model {name!r}")
+    return _REGISTRY[name].task
+
+
+def _import_builtin_models() -> None:
+    """Importing the package registers the built-in models (their modules call ``register_model``)."""
+    import medlearn.models  # noqa: F401
