@@ -1,0 +1,1 @@
+"""The ``medlearn`` command line (Typer). Each command group lives in its own module."""

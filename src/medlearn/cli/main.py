@@ -1,0 +1,59 @@
+"""Entry point of the ``medlearn`` command: assembles the command groups and turns user errors into
+one line on stderr with exit status 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from medlearn.errors import MedlearnError
+
+app = typer.Typer(
+    name="medlearn",
+    help="Deep learning for medical image analysis: read, train, evaluate, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, info_cmd
+
+    for module in (info_cmd, data_cmd, classify_cmd, demo_cmd):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print ``medlearn: error: ...`` and exit with status 2."""
+    _register_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except MedlearnError as error:
+        print(f"medlearn: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medlearn: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as done:
+        return int(done.exit_code or 0)
+    except Exception as error:  # click usage errors and the like
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            return 2
+        if isinstance(error, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry: exit with :func:`main`'s status."""
+    sys.exit(main())
