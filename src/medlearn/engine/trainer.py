@@ -1,0 +1,386 @@
+"""The one training loop every medlearn task uses.
+
+The :class:`Trainer` owns everything about *optimising*: device placement, AdamW with warm-up +
+cosine per step, gradient clipping, bf16 autocast, channels-last, optional ``torch.compile``,
+per-epoch reseeding, validation, best/last checkpoints, early stopping, a time budget, exact
+resume, progress and logs. What a batch *means* — loss and metrics — is the
+:class:`~medlearn.engine.task.Task`'s business, so classification, segmentation and later tasks
+share this loop instead of each growing its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from medlearn.engine.checkpoint import load_checkpoint, save_checkpoint
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.performance import (
+    autocast_context,
+    maybe_compile,
+    resolve_precision,
+    set_threads,
+    to_channels_last,
+)
+from medlearn.engine.progress import TrainingProgress
+from medlearn.engine.reproducibility import loader_generators, rng_state, seed_epoch, set_rng_state
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.schedule import default_optimizer, schedule_for
+from medlearn.engine.task import Task
+from medlearn.errors import MedlearnError
+
+COMPLETED = "completed"
+EARLY_STOPPING = "early stopping"
+TIME_BUDGET = "time budget"
+
+OptimizerFactory = Callable[[nn.Module, TrainConfig], torch.optim.Optimizer]
+
+
+@dataclass
+class FitResult:
+    """How training ended. ``history`` has one row per epoch: ``epoch``, ``train_loss``,
+    ``val_<metric>`` (on validation epochs), ``lr``, ``seconds``, ``samples_per_second``."""
+
+    best_metric: float | None
+    best_epoch: int | None
+    epochs_run: int
+    history: list[dict[str, Any]]
+    stopped_reason: str
+    best_checkpoint: Path | None = None
+    last_checkpoint: Path | None = None
+
+
+@dataclass
+class BestTracker:
+    """The best value of the monitored metric so far and the epoch it was reached."""
+
+    mode: Literal["max", "min"]
+    best: float | None = None
+    best_epoch: int | None = None
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record ``value`` of ``epoch``; True when it beats the best so far (NaN never does)."""
+        if math.isnan(value):
+            return False
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best, self.best_epoch = value, epoch
+        return better
+
+    def stale_for(self, epoch: int) -> int:
+        """Epochs since the best one (0 while nothing has been validated)."""
+        return 0 if self.best_epoch is None else epoch - self.best_epoch
+
+
+@dataclass
+class _Budget:
+    minutes: float | None
+    started: float = field(default_factory=time.perf_counter)
+
+    def exceeded(self) -> bool:
+        return self.minutes is not None and time.perf_counter() - self.started > self.minutes * 60
+
+
+class Trainer:
+    """Fit ``model`` on ``task`` with ``config``, writing checkpoints, metrics and logs to ``run_dir``.
+
+    ``generator``: extra torch generators to reseed each epoch (the train loader's own generator
+    and its sampler's are found automatically). ``log``: a :class:`TrainingProgress` (default: a
+    live bar in a terminal, plain lines otherwise; ``quiet=True`` prints nothing).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model: nn.Module,
+        train_loader: Any,
+        val_loader: Any | None,
+        config: TrainConfig,
+        run_dir: RunDir | str | Path,
+        *,
+        optimizer_factory: OptimizerFactory | None = None,
+        log: TrainingProgress | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.task = task
+        self.config = config
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(config.precision, self.device)
+        self.model = model.to(self.device)
+        if config.channels_last:
+            to_channels_last(self.model)
+        self.forward_model = maybe_compile(self.model, config.compile)
+        self.optimizer = (optimizer_factory or default_optimizer)(self.model, config)
+        self.steps_per_epoch = _batches_per_epoch(train_loader)
+        self.scheduler = schedule_for(self.optimizer, config, self.steps_per_epoch)
+        self.generators = _distinct([*loader_generators(train_loader), *_as_list(generator)])
+        self.progress = log or TrainingProgress(quiet=quiet)
+        self.tracker = BestTracker(task.monitor_mode)
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+
+    # -- public --------------------------------------------------------------------------------
+    def fit(self, resume: bool | str | Path = False) -> FitResult:
+        """Train to ``config.epochs`` (or an earlier stop); ``resume`` continues from the last
+        checkpoint of the run directory (or from the checkpoint directory given)."""
+        previous_threads = set_threads(self.config.num_threads)
+        try:
+            self._prepare(resume)
+            with self.run.log_to_file():
+                self.progress.start(
+                    self.config.epochs, self.task.monitor if self.val_loader is not None else None
+                )
+                try:
+                    self.progress.note(self._setup_line(resume))
+                    reason = self._loop()
+                    self.progress.note(self._ending_line(reason))
+                finally:
+                    self.progress.close()
+        finally:
+            set_threads(previous_threads)
+        has_best = self.run.best_checkpoint.exists()
+        return FitResult(
+            best_metric=self.tracker.best,
+            best_epoch=self.tracker.best_epoch,
+            epochs_run=self.epoch,
+            history=list(self.history),
+            stopped_reason=reason,
+            best_checkpoint=self.run.best_checkpoint if has_best else None,
+            last_checkpoint=self.run.last_checkpoint,
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loop(self) -> str:
+        budget = _Budget(self.config.max_minutes)
+        reason = self._stop_reason(self.epoch, over_budget=False) if self.epoch else None
+        session_seconds: list[float] = []
+        while reason is None:
+            epoch = self.epoch + 1
+            started = time.perf_counter()
+            seed_epoch(self.config.seed, epoch, self.generators)
+            train = self._train_epoch(epoch)
+            over_budget = budget.exceeded()
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": train["train_loss"]}
+            improved = self._validate_into(row, epoch, force=over_budget)
+            row.update(
+                lr=train["lr"], seconds=time.perf_counter() - started, samples_per_second=train["speed"]
+            )
+            self.history.append(row)
+            self.epoch = epoch
+            self._save(row, improved)
+            session_seconds.append(row["seconds"])
+            remaining = self.config.epochs - epoch
+            self.progress.end_epoch(row, best=improved, eta_seconds=remaining * _mean(session_seconds))
+            reason = self._stop_reason(epoch, over_budget)
+        return reason
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        self.forward_model.train()
+        self.progress.start_epoch(epoch, self.steps_per_epoch)
+        started = time.perf_counter()
+        loss_sum, samples, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
+        for step, batch in enumerate(self.train_loader, start=1):
+            batch = move_to_device(batch, self.device, self.config.channels_last)
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast_context(self.precision, self.device):
+                result = self.task.training_step(self.forward_model, batch)
+            loss = float(result.loss.detach())
+            if not math.isfinite(loss):
+                raise MedlearnError(
+                    f"training loss became {loss} at epoch {epoch}, batch {step}; the last good checkpoint "
+                    f"is kept — lower the learning rate (lr={self.config.lr:g}) or check the data",
+                    self.run.path,
+                )
+            result.loss.backward()
+            if self.config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss * result.batch_size
+            samples += result.batch_size
+            self.progress.advance(result.batch_size, loss)
+        if samples == 0:
+            raise MedlearnError(
+                "the training data loader yielded no batches (too few samples for the batch size?)"
+            )
+        seconds = max(time.perf_counter() - started, 1e-9)
+        return {"train_loss": loss_sum / samples, "lr": lr, "speed": samples / seconds}
+
+    def _validate_into(self, row: dict[str, Any], epoch: int, *, force: bool) -> bool:
+        """Validate when due (every ``eval_every`` epochs, the last one, or ``force``); True if best so far.
+
+        Without a validation loader every epoch counts as the best, so ``best`` mirrors ``last``.
+        """
+        if self.val_loader is None:
+            self.tracker.best_epoch = epoch
+            return True
+        if not (force or epoch % self.config.eval_every == 0 or epoch == self.config.epochs):
+            return False
+        metrics = self._validate()
+        row.update({f"val_{name}": value for name, value in metrics.items()})
+        return self.tracker.update(metrics[self.task.monitor], epoch)
+
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        self.forward_model.eval()
+        outputs = []
+        with torch.no_grad(), autocast_context(self.precision, self.device):
+            for batch in self.val_loader:
+                batch = move_to_device(batch, self.device, self.config.channels_last)
+                outputs.append(to_cpu_float(self.task.validation_step(self.forward_model, batch)))
+        metrics = self.task.validation_metrics(outputs)
+        if self.task.monitor not in metrics:
+            raise ValueError(
+                f"validation_metrics returned {sorted(metrics)} without the monitor {self.task.monitor!r}"
+            )
+        return {name: float(value) for name, value in metrics.items()}
+
+    def _stop_reason(self, epoch: int, over_budget: bool) -> str | None:
+        if epoch >= self.config.epochs:
+            return COMPLETED
+        patience = self.config.early_stopping_patience
+        if patience is not None and self.val_loader is not None and self.tracker.stale_for(epoch) >= patience:
+            return EARLY_STOPPING
+        return TIME_BUDGET if over_budget else None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _prepare(self, resume: bool | str | Path) -> None:
+        if not resume:
+            if self.run.last_checkpoint.exists():  # config.yaml alone is fine: RunDir.create wrote it
+                raise MedlearnError(
+                    "a run already exists here (checkpoints/last exists); use --resume or another --out",
+                    self.run.path,
+                )
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            return
+        source = self.run.last_checkpoint if resume is True else Path(resume)
+        if not source.is_dir():
+            raise MedlearnError("nothing to resume: no checkpoint here", source)
+        self._restore(source)
+
+    def _save(self, row: Mapping[str, Any], improved: bool) -> None:
+        common = {
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_metric": self.tracker.best,
+            "best_epoch": self.tracker.best_epoch,
+            "monitor": self.task.monitor,
+            "train_config": self.config.to_dict(),
+        }
+        metadata = {"monitor": self.task.monitor}
+        last = {
+            **common,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        save_checkpoint(self.run.last_checkpoint, self.model, last, metadata)
+        if improved:
+            save_checkpoint(self.run.best_checkpoint, self.model, {**common, "metrics": dict(row)}, metadata)
+        self.run.write_metrics(self.history)
+
+    def _restore(self, source: Path) -> None:
+        state = load_checkpoint(source, self.model)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise MedlearnError(
+                f"checkpoint optimizer state does not fit this model/optimizer ({error})", source
+            ) from None
+        set_rng_state(state["rng"])
+        self.history = [dict(row) for row in state["history"]]
+        self.epoch = int(state["epoch"])
+        self.tracker.best, self.tracker.best_epoch = state["best_metric"], state["best_epoch"]
+
+    # -- messages ------------------------------------------------------------------------------
+    def _setup_line(self, resume: bool | str | Path) -> str:
+        start = f"resuming after epoch {self.epoch}" if resume else "training"
+        config = self.config
+        return (
+            f"{start} on {self.device}: precision {self.precision}, channels_last {config.channels_last}, "
+            f"compile {config.compile}, threads {torch.get_num_threads()}, {self.steps_per_epoch} steps/epoch"
+        )
+
+    def _ending_line(self, reason: str) -> str:
+        monitor = f"val_{self.task.monitor}"
+        best = (
+            f"; best {monitor} {self.tracker.best:.4f} at epoch {self.tracker.best_epoch}"
+            if self.tracker.best is not None
+            else ""
+        )
+        detail = {
+            EARLY_STOPPING: f" (no better {monitor} for {self.config.early_stopping_patience} epochs)",
+            TIME_BUDGET: f" ({self.config.max_minutes:g} min)" if self.config.max_minutes else "",
+        }.get(reason, "")
+        return f"stopped after epoch {self.epoch}: {reason}{detail}{best}"
+
+
+def move_to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Tensors (also in tuples, lists, dicts) on ``device``; 4D/5D float tensors channels-last if asked."""
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=device.type == "cuda")
+        return to_channels_last(batch) if channels_last else batch
+    if isinstance(batch, Mapping):
+        return {key: move_to_device(value, device, channels_last) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(move_to_device(value, device, channels_last) for value in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(value, device, channels_last) for value in batch)
+    return batch
+
+
+def to_cpu_float(outputs: Any) -> Any:
+    """Validation outputs detached on the CPU, bf16/fp16 tensors upcast, so metric code sees float32."""
+    if isinstance(outputs, torch.Tensor):
+        outputs = outputs.detach().cpu()
+        return outputs.float() if outputs.dtype in (torch.bfloat16, torch.float16) else outputs
+    if isinstance(outputs, Mapping):
+        return {key: to_cpu_float(value) for key, value in outputs.items()}
+    if isinstance(outputs, tuple) and hasattr(outputs, "_fields"):
+        return type(outputs)(*(to_cpu_float(value) for value in outputs))
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(to_cpu_float(value) for value in outputs)
+    return outputs
+
+
+def _batches_per_epoch(loader: Any) -> int:
+    try:
+        count = len(loader)
+    except TypeError:
+        raise TypeError("the training loader must have a length (a map-style dataset)") from None
+    if count == 0:
+        raise MedlearnError("the training data loader has no batches (too few samples for the batch size?)")
+    return count
+
+
+def _as_list(generator: torch.Generator | Sequence[torch.Generator] | None) -> list[torch.Generator]:
+    if generator is None:
+        return []
+    return [generator] if isinstance(generator, torch.Generator) else list(generator)
+
+
+def _distinct(generators: list[torch.Generator]) -> list[torch.Generator]:
+    unique: list[torch.Generator] = []
+    for generator in generators:
+        if all(generator is not seen for seen in unique):
+            unique.append(generator)
+    return unique
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
