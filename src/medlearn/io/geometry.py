@@ -1,0 +1,56 @@
+"""Affine bookkeeping shared by the readers: the 4x4 RAS affine is the single source of truth, and
+spacing, origin and direction are derived from it so they can never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from medlearn.io.image import MedicalImage
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+"""DICOM and most NRRD files use LPS+ world coordinates; flipping x and y gives RAS+."""
+
+
+def affine_from_axes(axes: list[np.ndarray], origin: np.ndarray) -> np.ndarray:
+    """4x4 affine whose columns are the per-axis step vectors (up to 3, padded) and the origin.
+
+    A missing third axis (2D image) gets the unit normal of the first two, so the matrix stays
+    invertible and orientation codes remain meaningful.
+    """
+    affine = np.eye(4)
+    for i, step in enumerate(axes[:3]):
+        affine[:3, i] = step
+    if len(axes) == 2:
+        normal = np.cross(axes[0], axes[1])
+        norm = np.linalg.norm(normal)
+        affine[:3, 2] = normal / norm if norm > 0 else (0.0, 0.0, 1.0)
+    affine[:3, 3] = origin
+    return affine
+
+
+def image_from_affine(array: np.ndarray, affine: np.ndarray, **fields: Any) -> MedicalImage:
+    """Build a :class:`MedicalImage` with spacing/origin/direction derived from ``affine``."""
+    ndim = array.ndim - 1
+    affine = np.asarray(affine, dtype=np.float64)
+    steps = affine[:3, :ndim]
+    spacing = np.linalg.norm(steps, axis=0)
+    spacing = np.where(spacing > 0, spacing, 1.0)
+    direction = (affine[:ndim, :ndim] / spacing[:ndim]).copy()
+    return MedicalImage(
+        array=array,
+        spacing=tuple(float(s) for s in spacing),
+        origin=tuple(float(o) for o in affine[:ndim, 3]),
+        direction=direction,
+        affine=affine,
+        **fields,
+    )
+
+
+def orientation_code(affine: np.ndarray, ndim: int = 3) -> str:
+    """Axis codes such as ``"RAS"`` or ``"LPS"`` (nibabel), one letter per spatial axis."""
+    from nibabel.orientations import aff2axcodes
+
+    codes = aff2axcodes(np.asarray(affine, dtype=np.float64))
+    return "".join(c if c is not None else "?" for c in codes[: max(1, min(ndim, 3))])

@@ -1,0 +1,144 @@
+"""Intensity normalisation by modality, mapping pixels to what a network should see.
+
+CT values are physical (HU), so a fixed window is the right, reproducible choice; MR values are
+arbitrary per scanner and scan, so robust percentile clipping plus a z-score is; projection X-ray,
+ultrasound, pathology and photographs are display images, scaled to [0, 1] (16-bit aware).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from medlearn.errors import MedlearnError
+from medlearn.io.image import MedicalImage
+
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "stroke": (40.0, 40.0),
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "soft_tissue": (50.0, 400.0),
+    "abdomen": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "bone": (400.0, 1800.0),
+}
+"""CT window presets as (center, width) in Hounsfield units."""
+
+DEFAULT_CT_WINDOW = "abdomen"
+SCALING_METHODS = ("percentile", "minmax", "dtype")
+
+
+def _run(transform: Any, array: np.ndarray) -> np.ndarray:
+    """Apply a MONAI array transform and come back to a float32 numpy array."""
+    from monai.utils import convert_to_numpy
+
+    return np.asarray(convert_to_numpy(transform(np.asarray(array, dtype=np.float32))), dtype=np.float32)
+
+
+def window_bounds(window: str | tuple[float, float]) -> tuple[float, float]:
+    """(low, high) HU of a preset name or a custom ``(center, width)``."""
+    if isinstance(window, str):
+        key = window.lower().replace("-", "_").replace(" ", "_")
+        if key not in CT_WINDOWS:
+            raise MedlearnError(f"unknown CT window {window!r}; choose one of {', '.join(CT_WINDOWS)}")
+        center, width = CT_WINDOWS[key]
+    else:
+        center, width = (float(v) for v in window)
+    if width <= 0:
+        raise MedlearnError(f"CT window width must be positive, got {width}")
+    return center - width / 2, center + width / 2
+
+
+def ct_window(array: np.ndarray, window: str | tuple[float, float] = DEFAULT_CT_WINDOW) -> np.ndarray:
+    """Map HU inside the window linearly to [0, 1], clipping outside."""
+    from monai.transforms import ScaleIntensityRange
+
+    low, high = window_bounds(window)
+    return _run(ScaleIntensityRange(a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True), array)
+
+
+def mr_normalize(
+    array: np.ndarray,
+    lower: float = 0.5,
+    upper: float = 99.5,
+    mask: np.ndarray | None = None,
+    nonzero: bool = False,
+) -> np.ndarray:
+    """Clip to the [lower, upper] percentiles, then z-score; statistics over ``mask`` (or nonzero
+    voxels) when given, and voxels outside that region set to 0 (background stays background)."""
+    values = np.asarray(array, dtype=np.float32)
+    if mask is not None:
+        region = np.broadcast_to(np.asarray(mask, dtype=bool), values.shape)
+    elif nonzero:
+        region = values != 0
+    else:
+        region = np.ones(values.shape, dtype=bool)
+    if not region.any():
+        return np.zeros_like(values)
+    low, high = np.percentile(values[region], [lower, upper])
+    clipped = np.clip(values, low, high)
+    inside = clipped[region]
+    std = float(inside.std())
+    out = (clipped - float(inside.mean())) / (std if std > 0 else 1.0)
+    out[~region] = 0.0
+    return out.astype(np.float32)
+
+
+def display_scale(
+    array: np.ndarray,
+    method: str = "percentile",
+    lower: float = 0.5,
+    upper: float = 99.5,
+    bits_stored: int | None = None,
+) -> np.ndarray:
+    """Scale a display image to [0, 1].
+
+    ``percentile`` (robust to a few hot pixels), ``minmax``, or ``dtype``: divide by the largest
+    storable value, ``2**bits_stored - 1`` when known (12-bit X-ray in a 16-bit container),
+    otherwise the dtype's maximum (255 or 65535), so brightness is comparable across images.
+    """
+    from monai.transforms import ScaleIntensity, ScaleIntensityRangePercentiles
+
+    if method == "dtype":
+        if not np.issubdtype(array.dtype, np.integer):
+            raise MedlearnError(f"dtype scaling needs integer pixels, got {array.dtype}")
+        top = 2**bits_stored - 1 if bits_stored else np.iinfo(array.dtype).max
+        return np.clip(np.asarray(array, dtype=np.float32) / np.float32(top), 0.0, 1.0)
+    if float(np.min(array)) == float(np.max(array)):
+        return np.zeros(np.shape(array), dtype=np.float32)
+    if method == "minmax":
+        return _run(ScaleIntensity(minv=0.0, maxv=1.0), array)
+    if method == "percentile":
+        transform = ScaleIntensityRangePercentiles(lower, upper, b_min=0.0, b_max=1.0, clip=True)
+        return _run(transform, array)
+    raise MedlearnError(f"unknown scaling method {method!r}; choose one of {', '.join(SCALING_METHODS)}")
+
+
+def normalize_intensity(
+    image_or_array: MedicalImage | np.ndarray, modality: str | None = None, **opts: Any
+) -> MedicalImage | np.ndarray:
+    """Normalise by modality: CT window (``window=``), MR percentile + z-score, others scaling.
+
+    Returns the same kind it was given; a :class:`MedicalImage` keeps its geometry and records
+    the normalisation in ``tags["normalization"]``.
+    """
+    image = image_or_array if isinstance(image_or_array, MedicalImage) else None
+    array = image.array if image is not None else np.asarray(image_or_array)
+    modality = (modality or (image.modality if image is not None else "OT")).upper()
+    if modality == "CT":
+        opts.setdefault("window", DEFAULT_CT_WINDOW)
+        out = ct_window(array, **opts)
+    elif modality == "MR":
+        out = mr_normalize(array, **opts)
+    else:
+        if image is not None and opts.get("method") == "dtype" and "bits_stored" not in opts:
+            opts["bits_stored"] = image.tags.get("dicom", {}).get("BitsStored")
+        out = display_scale(array, **opts)
+    if image is None:
+        return out
+    record = {"modality": modality, **{k: v for k, v in opts.items() if k != "mask"}}
+    return dataclasses.replace(image, array=out, tags={**image.tags, "normalization": record})
