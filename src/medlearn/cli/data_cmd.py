@@ -1,0 +1,72 @@
+"""``medlearn data audit``: duplicates, class balance, sizes and split leakage of a dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+data = typer.Typer(help="Inspect datasets before training on them.", no_args_is_help=True)
+
+
+@data.command("audit")
+def audit_command(
+    source: Annotated[str, typer.Argument(help="Folder of class sub-folders, CSV manifest or 'br35h'.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the audit as JSON.")] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help="pHash Hamming distance that counts as a near-duplicate.")
+    ] = None,
+) -> None:
+    """Report duplicate groups, class balance, image sizes/modes and duplicates that straddle a split."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from medlearn.data.audit import audit
+    from medlearn.data.dedup import DEFAULT_THRESHOLD
+    from medlearn.data.sources import load_samples
+    from medlearn.utils.atomic import write_text_atomic
+
+    samples = load_samples(source)
+    manifest = Path(source) if str(source).lower().endswith(".csv") else None
+    report = audit(
+        samples, threshold=threshold if threshold is not None else DEFAULT_THRESHOLD, manifest=manifest
+    )
+    console = Console()
+    overview = Table(title=f"Audit of {source}", show_header=False)
+    overview.add_row("images", str(report.images))
+    for label, count in report.class_balance.items():
+        overview.add_row(f"class {label}", f"{count} ({100 * count / report.images:.1f}%)")
+    overview.add_row("sizes (most common)", ", ".join(f"{k}: {v}" for k, v in report.sizes.items()))
+    overview.add_row("modes", ", ".join(f"{k}: {v}" for k, v in report.modes.items()))
+    overview.add_row("unreadable files", str(len(report.unreadable)))
+    overview.add_row(
+        f"near-duplicate groups (pHash <= {report.threshold})",
+        f"{report.duplicate_groups} groups, {report.images_in_duplicate_groups} images, "
+        f"largest {report.largest_duplicate_group}",
+    )
+    overview.add_row("exact duplicate groups", str(len(report.exact_duplicates)))
+    overview.add_row(
+        "random 70/15/15 split: test images with a duplicate in train", str(report.random_split_test_leaks)
+    )
+    overview.add_row(
+        "grouped split: test images with a duplicate in train", str(report.grouped_split_test_leaks)
+    )
+    overview.add_row(
+        "duplicate groups straddling the CSV's split column", str(len(report.straddling_duplicates))
+    )
+    console.print(overview)
+    for path, reason in report.unreadable:
+        console.print(f"[red]unreadable[/red] {path}: {reason}")
+    for group in report.exact_duplicates[:10]:
+        console.print("[yellow]exact duplicates[/yellow] " + " = ".join(group))
+    for group in report.straddling_duplicates:
+        console.print("[red]straddles splits[/red] " + ", ".join(group))
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2))
+        console.print(f"written {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data, name="data")

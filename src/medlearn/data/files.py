@@ -1,0 +1,44 @@
+"""Which files count as images, and how inputs given on the command line expand into them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from medlearn.errors import MedlearnError
+
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".dcm",
+    ".dicom",
+    ".nii",
+    ".nii.gz",
+    ".nrrd",
+    ".nhdr",
+)
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible file with a supported image suffix (case-insensitive)."""
+    name = path.name.lower()
+    return path.is_file() and not name.startswith(".") and name.endswith(IMAGE_SUFFIXES)
+
+
+def find_image_files(inputs: Iterable[Path]) -> list[Path]:
+    """Files as given, and every image file under each folder (recursively, sorted)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if is_image_file(p))
+        elif item.exists():
+            found.append(item)
+        else:
+            raise MedlearnError("no such file or folder", item)
+    if not found:
+        raise MedlearnError("no image files found in the given inputs")
+    return found

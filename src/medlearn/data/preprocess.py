@@ -1,0 +1,84 @@
+"""Turn any loaded image into the fixed-size, normalised array a 2D classifier consumes.
+
+Done once per image (then cached), so it may be thorough: grey conversion, modality-aware
+intensity normalisation, aspect-preserving padding to a square, anti-aliased resizing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medlearn.errors import NonFiniteImageError
+from medlearn.io.image import MedicalImage
+
+
+@dataclass(frozen=True)
+class ClassificationPreprocessing:
+    """How images become model inputs; stored in the run's config so predict does the same.
+
+    ``modality=None`` trusts each file's own modality (DICOM tag); JPG/PNG say "OT", so name the
+    modality of such data (Br35H is "MR") to get the right normalisation.
+    """
+
+    image_size: int = 128
+    channels: int = 1
+    modality: str | None = None
+    ct_window: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, image: MedicalImage) -> np.ndarray:
+        """``(channels, image_size, image_size)`` float32 array."""
+        from medlearn.io import normalize_intensity, to_grey
+
+        if image.spatial_ndim == 3:
+            image = _middle_slice(image)
+        if self.channels == 1 and image.channels != 1:
+            image = to_grey(image)
+        array = image.array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise NonFiniteImageError(f"{bad} non-finite pixel values (NaN or inf)", image.source)
+        modality = self.modality or image.modality
+        options = {"window": self.ct_window} if (self.ct_window and modality == "CT") else {}
+        array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
+        if self.channels == 3 and array.shape[0] == 1:
+            array = np.repeat(array, 3, axis=0)
+        return _square_resize(array, self.image_size)
+
+
+def _middle_slice(image: MedicalImage) -> MedicalImage:
+    """A 3D volume classified by a 2D model: its middle slice along the last axis."""
+    from dataclasses import replace
+
+    k = image.array.shape[-1] // 2
+    array = image.array[..., k]
+    return replace(
+        image,
+        array=array,
+        spacing=image.spacing[:2],
+        origin=image.origin[:2],
+        direction=np.asarray(image.direction)[:2, :2],
+    )
+
+
+def _square_resize(array: np.ndarray, size: int) -> np.ndarray:
+    """Pad the shorter side with the image's minimum (background) to a square, then resize with anti-aliasing."""
+    channels, height, width = array.shape
+    side = max(height, width)
+    if height != width:
+        background = float(array.min())
+        padded = np.full((channels, side, side), background, dtype=np.float32)
+        top, left = (side - height) // 2, (side - width) // 2
+        padded[:, top : top + height, left : left + width] = array
+        array = padded
+    if side == size:
+        return np.ascontiguousarray(array, dtype=np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
+    resized = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].numpy()

@@ -1,0 +1,157 @@
+"""Run a classification training end to end, fresh or resumed, and write its report."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+import medlearn
+from medlearn.errors import MedlearnError
+from medlearn.workflows.classification_settings import ClassifierSettings
+
+log = logging.getLogger("medlearn")
+
+#: Training defaults for classification (the engine's generic defaults are task-agnostic).
+CLASSIFICATION_TRAINING_DEFAULTS = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "weight_decay": 0.05,
+    "warmup_epochs": 1.0,
+    "grad_clip": 1.0,
+    "early_stopping_patience": 8,
+    "channels_last": True,
+    "precision": "auto",
+}
+
+
+@dataclass
+class TrainRequest:
+    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
+
+    data: str
+    out: Path
+    settings: ClassifierSettings
+    training: dict
+
+    @classmethod
+    def build(cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None):
+        layers = [{"classification": {}, "training": dict(CLASSIFICATION_TRAINING_DEFAULTS)}]
+        if config_file is not None:
+            layers.append(_read_yaml(config_file))
+        layers.append(overrides or {})
+        merged: dict = {"classification": {}, "training": {}}
+        for layer in layers:
+            for section in ("classification", "training"):
+                merged[section].update({k: v for k, v in (layer.get(section) or {}).items() if v is not None})
+        return cls(
+            str(data), Path(out), ClassifierSettings.from_dict(merged["classification"]), merged["training"]
+        )
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    report: Path
+    metrics: dict
+
+
+def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
+    """Fresh run: group duplicates, split, decode once, train, evaluate on the held-out part, report."""
+    from medlearn.data.sources import load_samples
+    from medlearn.engine.config import TrainConfig
+    from medlearn.engine.rundir import RunDir
+    from medlearn.workflows.classification_train import labelled_classes, split_with_duplicate_groups
+
+    config = TrainConfig.from_dict(request.training)
+    samples = load_samples(request.data)
+    classes = labelled_classes(samples, request.data)
+    _, split = split_with_duplicate_groups(samples, request.settings, config.seed)
+    run = RunDir.create(request.out)  # only once the data are known to be usable
+    split.to_csv(run.path / "split.csv")
+    run.write_config(
+        {
+            "medlearn_version": medlearn.__version__,
+            "task": "classification",
+            "data": {"source": request.data},
+            "classes": classes,
+            "classification": request.settings.to_dict(),
+            "training": config.to_dict(),
+        }
+    )
+    return _train_and_report(
+        run, request.settings, config, classes, split, strict=strict, quiet=quiet, resume=False
+    )
+
+
+def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
+    """Continue an interrupted run from its last checkpoint, with its recorded config and split."""
+    from medlearn.data.splits import Split
+    from medlearn.engine.config import TrainConfig
+    from medlearn.engine.rundir import RunDir
+
+    run = RunDir.open(run_dir)
+    config_doc = _read_yaml(run.path / "config.yaml")
+    settings = ClassifierSettings.from_dict(config_doc["classification"])
+    config = TrainConfig.from_dict(config_doc["training"])
+    split = Split.from_csv(run.path / "split.csv")
+    return _train_and_report(
+        run, settings, config, list(config_doc["classes"]), split, strict=strict, quiet=quiet, resume=True
+    )
+
+
+def _train_and_report(run, settings, config, classes, split, *, strict, quiet, resume) -> TrainOutcome:
+    from medlearn.engine.reproducibility import make_loader_generator, seed_everything
+    from medlearn.engine.trainer import Trainer
+    from medlearn.models import create_model
+    from medlearn.tasks.classification import ClassificationTask, inverse_frequency_weights
+    from medlearn.workflows.classification_evaluate import report_after_training
+    from medlearn.workflows.classification_train import make_loaders, positive_of, prepare_data
+
+    data = prepare_data(split, classes, settings, strict=strict, cache_dir=default_cache_dir())
+    summary = data.summary()
+    log.info("data: %s", {part: sum(c.values()) for part, c in summary["counts"].items()})
+    for path, reason in data.skipped:
+        log.warning("skipped %s: %s", path, reason)
+    run.write_json("data_summary.json", summary)
+
+    seed_everything(config.seed)  # model initialisation is part of the run's reproducible state
+    generator = make_loader_generator(config.seed)
+    train_loader, val_loader = make_loaders(data, settings, config.batch_size, generator)
+    model = create_model(
+        settings.model, in_channels=settings.channels, num_classes=len(classes), **settings.model_kwargs
+    )
+    weights = (
+        inverse_frequency_weights(data.labels("train"), len(classes)) if settings.class_weighting else None
+    )
+    task = ClassificationTask(
+        len(classes),
+        class_weights=weights,
+        label_smoothing=settings.label_smoothing,
+        positive=positive_of(classes, settings),
+        monitor=settings.monitor,
+    )
+    trainer = Trainer(task, model, train_loader, val_loader, config, run, generator=generator, quiet=quiet)
+    result = trainer.fit(resume=resume)
+    report, metrics = report_after_training(run.path, data, settings, result)
+    return TrainOutcome(run.path, report, metrics)
+
+
+def default_cache_dir() -> Path:
+    """Where decoded, preprocessed arrays are kept between runs (``~/.cache/medlearn/preprocessed``)."""
+    return Path.home() / ".cache" / "medlearn" / "preprocessed"
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise MedlearnError("file not found", path) from error
+    except yaml.YAMLError as error:
+        raise MedlearnError(f"not valid YAML ({error})", path) from error
+    if not isinstance(values, dict):
+        raise MedlearnError("expected a mapping at the top of the YAML file", path)
+    return values

@@ -1,0 +1,53 @@
+"""Everything about a classification run that is not generic training: data, model, preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from medlearn.data.preprocess import ClassificationPreprocessing
+from medlearn.errors import MedlearnError
+
+#: The default of ``classify train``, chosen by benchmarks/classification.py (see benchmarks/RESULTS.md).
+DEFAULT_MODEL = "resnet10"
+
+
+@dataclass
+class ClassifierSettings:
+    """Task settings of a classification run, stored in ``config.yaml`` under ``classification``."""
+
+    model: str = DEFAULT_MODEL
+    model_kwargs: dict = field(default_factory=dict)
+    image_size: int = 128
+    channels: int = 1
+    modality: str | None = None
+    ct_window: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.0
+    duplicate_threshold: int | None = None
+    #: Group near-duplicate images before splitting (off only to measure what a leaky split reports).
+    group_duplicates: bool = True
+    class_weighting: bool = True
+    label_smoothing: float = 0.0
+    augment: bool = True
+    monitor: str = "loss"
+    positive: str | None = None
+
+    @property
+    def preprocessing(self) -> ClassificationPreprocessing:
+        return ClassificationPreprocessing(
+            image_size=self.image_size,
+            channels=self.channels,
+            modality=self.modality,
+            ct_window=self.ct_window,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClassifierSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MedlearnError(f"unknown classification settings: {', '.join(unknown)}")
+        return cls(**values)

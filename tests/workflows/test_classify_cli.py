@@ -1,0 +1,204 @@
+"""The classify commands end to end on real Br35H images, through the same entry point users run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from medlearn.cli.main import main
+
+TRAIN_PER_CLASS = 36
+TEST_PER_CLASS = 12
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifests(br35h_root: Path, tmp_path_factory) -> dict[str, Path]:
+    """Train/test CSVs over disjoint Br35H files; train paths are relative to the CSV's folder."""
+    folder = tmp_path_factory.mktemp("manifests")
+    images = folder / "images"
+    train_rows, test_rows = [], []
+    for label in ("no", "yes"):
+        files = sorted((br35h_root / label).glob("*.jpg"))[: TRAIN_PER_CLASS + TEST_PER_CLASS]
+        (images / label).mkdir(parents=True)
+        for i, file in enumerate(files):
+            target = images / label / file.name
+            target.write_bytes(file.read_bytes())
+            rel = target.relative_to(folder)
+            (train_rows if i < TRAIN_PER_CLASS else test_rows).append((str(rel), label))
+    return {
+        "train": _write_csv(folder / "train.csv", train_rows),
+        "test": _write_csv(folder / "test.csv", [(str(folder / p), lab) for p, lab in test_rows]),
+        "images": images,
+    }
+
+
+def _train(manifests, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "classify",
+            "train",
+            "--data",
+            str(manifests["train"]),
+            "--out",
+            str(out),
+            "--model",
+            "cls-shallow",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--image-size",
+            "64",
+            "--modality",
+            "MR",
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(manifests, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "shallow"
+    assert _train(manifests, out) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(trained_run: Path):
+    for name in (
+        "config.yaml",
+        "split.csv",
+        "metrics.csv",
+        "metrics.json",
+        "train.log",
+        "report.html",
+        "calibration.yaml",
+        "checkpoints/best/model.safetensors",
+        "checkpoints/last/state.pt",
+    ):
+        assert (trained_run / name).exists(), name
+    history = json.loads((trained_run / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all("val_loss" in row and "val_auc" in row for row in history)
+    with open(trained_run / "split.csv") as handle:
+        parts = {row["split"] for row in csv.DictReader(handle)}
+    assert parts == {"train", "val"}  # validation carved from the CSV, no test part asked for
+    html = (trained_run / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 5
+
+
+def test_evaluate_writes_required_metrics(trained_run: Path, manifests, tmp_path: Path):
+    out = tmp_path / "metrics.json"
+    assert (
+        main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(out)])
+        == 0
+    )
+    metrics = json.loads(out.read_text())
+    for key in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+        low, high = metrics[f"{key}_ci"]
+        assert low <= metrics[key] + 1e-9 and metrics[key] <= high + 1e-9
+    assert metrics["positive_class"] == "yes"
+    assert metrics["n"] == 2 * TEST_PER_CLASS
+    assert len(metrics["per_case"]) == 2 * TEST_PER_CLASS
+
+
+def test_positive_option_swaps_sensitivity_and_specificity(trained_run: Path, manifests, tmp_path: Path):
+    default, swapped = tmp_path / "a.json", tmp_path / "b.json"
+    main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(default)])
+    main(
+        [
+            "classify",
+            "evaluate",
+            str(trained_run),
+            "--data",
+            str(manifests["test"]),
+            "--json",
+            str(swapped),
+            "--positive",
+            "no",
+        ]
+    )
+    a, b = json.loads(default.read_text()), json.loads(swapped.read_text())
+    assert a["sensitivity"] == pytest.approx(b["specificity"])
+    assert a["specificity"] == pytest.approx(b["sensitivity"])
+
+
+def test_predict_skips_bad_files_and_lists_them(trained_run: Path, manifests, tmp_path: Path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted((manifests["images"] / "yes").glob("*.jpg"))[:3]
+    for file in good:
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / "broken.jpg").write_bytes(good[0].read_bytes()[:200])
+    out = tmp_path / "pred.csv"
+    assert main(["classify", "predict", str(trained_run), str(folder), "--out", str(out)]) == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    assert {"path", "prediction", "prob_no", "prob_yes"} <= set(rows[0])
+    for row in rows:
+        assert float(row["prob_no"]) + float(row["prob_yes"]) == pytest.approx(1.0, abs=1e-4)
+    assert "broken.jpg" in capsys.readouterr().err
+
+    strict_out = tmp_path / "strict.csv"
+    assert (
+        main(["classify", "predict", str(trained_run), str(folder), "--out", str(strict_out), "--strict"])
+        == 2
+    )
+    assert not strict_out.exists()
+
+
+def test_resume_reaches_the_uninterrupted_result(manifests, tmp_path: Path, monkeypatch):
+    """Interrupt after epoch 2 (a crash in epoch 3), resume: weights equal those of a straight run."""
+    from medlearn.engine import trainer as trainer_module
+
+    straight = tmp_path / "straight"
+    assert _train(manifests, straight) == 0
+
+    interrupted = tmp_path / "interrupted"
+    original = trainer_module.Trainer._train_epoch
+
+    def crash_in_epoch_3(self, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", crash_in_epoch_3)
+    assert _train(manifests, interrupted) == 130
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
+    assert not (interrupted / "report.html").exists()
+    assert main(["classify", "train", "--resume", str(interrupted), "--quiet"]) == 0
+
+    a = load_file(straight / "checkpoints/last/model.safetensors")
+    b = load_file(interrupted / "checkpoints/last/model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_manifest_is_one_line_error_and_no_run_dir(tmp_path: Path, capsys):
+    manifest = _write_csv(tmp_path / "bad.csv", [("missing/one.png", "yes"), ("missing/two.png", "no")])
+    out = tmp_path / "run"
+    assert main(["classify", "train", "--data", str(manifest), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_existing_run_is_not_overwritten(trained_run: Path, manifests, capsys):
+    assert _train(manifests, trained_run) == 2
+    assert "--resume" in capsys.readouterr().err
