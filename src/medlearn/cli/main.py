@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print ``medlearn: error: ...`` and exit with status 2."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
+        if isinstance(status, int):  # Typer returns the exit code of an abort (130) or an Exit
+            return status
     except MedlearnError as error:
         print(f"medlearn: error: {error}", file=sys.stderr)
         return 2
