@@ -102,10 +102,7 @@ def test_train_writes_a_complete_run_directory(trained_run: Path):
 
 def test_evaluate_writes_required_metrics(trained_run: Path, manifests, tmp_path: Path):
     out = tmp_path / "metrics.json"
-    assert (
-        main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(out)])
-        == 0
-    )
+    assert main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     for key in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity"):
         assert 0.0 <= metrics[key] <= 1.0, key
@@ -155,10 +152,7 @@ def test_predict_skips_bad_files_and_lists_them(trained_run: Path, manifests, tm
     assert "broken.jpg" in capsys.readouterr().err
 
     strict_out = tmp_path / "strict.csv"
-    assert (
-        main(["classify", "predict", str(trained_run), str(folder), "--out", str(strict_out), "--strict"])
-        == 2
-    )
+    assert main(["classify", "predict", str(trained_run), str(folder), "--out", str(strict_out), "--strict"]) == 2
     assert not strict_out.exists()
 
 
@@ -202,3 +196,68 @@ def test_bad_manifest_is_one_line_error_and_no_run_dir(tmp_path: Path, capsys):
 def test_existing_run_is_not_overwritten(trained_run: Path, manifests, capsys):
     assert _train(manifests, trained_run) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_training_skips_bad_images_and_reports_them(manifests, tmp_path: Path):
+    """A manifest with a truncated JPG and a PNG whose header claims 10^10 pixels still trains on the rest."""
+    import struct
+    import zlib
+
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(next((manifests["images"] / "no").glob("*.jpg")).read_bytes()[:400])
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
+    rows = list(csv.reader(open(manifests["train"])))[1:]  # noqa: SIM115
+    rows = [(str(manifests["train"].parent / p), label) for p, label in rows]
+    manifest = _write_csv(tmp_path / "with_bad.csv", [*rows, (str(truncated), "no"), (str(bomb), "yes")])
+    out = tmp_path / "run"
+    code = main(
+        [
+            "classify",
+            "train",
+            "--data",
+            str(manifest),
+            "--out",
+            str(out),
+            "--model",
+            "cls-shallow",
+            "--epochs",
+            "1",
+            "--image-size",
+            "64",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert sorted(Path(s["path"]).name for s in summary["skipped"]) == ["bomb.png", "truncated.jpg"]
+    assert "truncated.jpg" in (out / "report.html").read_text()
+
+    strict_out = tmp_path / "strict"
+    code = main(
+        [
+            "classify",
+            "train",
+            "--data",
+            str(manifest),
+            "--out",
+            str(strict_out),
+            "--model",
+            "cls-shallow",
+            "--epochs",
+            "1",
+            "--image-size",
+            "64",
+            "--quiet",
+            "--strict",
+        ]
+    )
+    assert code == 2
+    assert not strict_out.exists()

@@ -19,9 +19,7 @@ class ArrayClassificationDataset(Dataset):
     run repeats them exactly.
     """
 
-    def __init__(
-        self, arrays: np.ndarray, labels: Sequence[int], augment: Augmentation | None = None
-    ) -> None:
+    def __init__(self, arrays: np.ndarray, labels: Sequence[int], augment: Augmentation | None = None) -> None:
         if len(arrays) != len(labels):
             raise ValueError(f"{len(arrays)} images but {len(labels)} labels")
         self.arrays = arrays

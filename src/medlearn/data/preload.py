@@ -51,6 +51,9 @@ def preload(
     cache_file = _cache_file(samples, preprocess, cache_dir) if cache_dir is not None else None
     if cache_file is not None and cache_file.exists():
         cached = _read_cache(cache_file, samples)
+        if cached is not None and strict and cached.skipped:
+            path, problem = cached.skipped[0]
+            raise MedlearnError(problem, path)
         if cached is not None:
             return cached
 

@@ -42,9 +42,7 @@ def samples_from_folder(folder: str | Path) -> list[Sample]:
             if is_image_file(entry) or (entry.is_dir() and _is_dicom_series(entry)):
                 samples.append(Sample(path=entry, label=class_dir.name))
     if not samples:
-        raise MedlearnError(
-            f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} in the class sub-folders", folder
-        )
+        raise MedlearnError(f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} in the class sub-folders", folder)
     return samples
 
 

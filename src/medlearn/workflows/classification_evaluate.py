@@ -164,9 +164,7 @@ def _fit_and_store_temperature(run_dir: Path, classifier: TrainedClassifier, val
     from medlearn.evaluation.calibration import fit_temperature
 
     temperature = float(fit_temperature(classifier.logits(val.arrays), labels))
-    write_text_atomic(
-        run_dir / "calibration.yaml", f"temperature: {temperature:.6f}\nfitted_on: validation\n"
-    )
+    write_text_atomic(run_dir / "calibration.yaml", f"temperature: {temperature:.6f}\nfitted_on: validation\n")
     return temperature
 
 

@@ -21,9 +21,7 @@ class PredictionResult:
     csv_path: Path
 
 
-def predict_files(
-    run_dir: Path, inputs: Sequence[Path], out: Path, *, strict: bool = False
-) -> PredictionResult:
+def predict_files(run_dir: Path, inputs: Sequence[Path], out: Path, *, strict: bool = False) -> PredictionResult:
     """Predict every readable image under ``inputs``; unreadable ones are skipped and listed (unless strict)."""
     classifier = TrainedClassifier.from_run_dir(run_dir)
     files = find_image_files(inputs)

@@ -47,9 +47,7 @@ class TrainRequest:
         for layer in layers:
             for section in ("classification", "training"):
                 merged[section].update({k: v for k, v in (layer.get(section) or {}).items() if v is not None})
-        return cls(
-            str(data), Path(out), ClassifierSettings.from_dict(merged["classification"]), merged["training"]
-        )
+        return cls(str(data), Path(out), ClassifierSettings.from_dict(merged["classification"]), merged["training"])
 
 
 @dataclass
@@ -64,13 +62,14 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
     from medlearn.data.sources import load_samples
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
-    from medlearn.workflows.classification_train import labelled_classes, split_with_duplicate_groups
+    from medlearn.workflows.classification_train import labelled_classes, prepare_data, split_with_duplicate_groups
 
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
     classes = labelled_classes(samples, request.data)
     _, split = split_with_duplicate_groups(samples, request.settings, config.seed)
-    run = RunDir.create(request.out)  # only once the data are known to be usable
+    data = prepare_data(split, classes, request.settings, strict=strict, cache_dir=default_cache_dir())
+    run = RunDir.create(request.out)  # only once the data are known to be usable: no half-made run folders
     split.to_csv(run.path / "split.csv")
     run.write_config(
         {
@@ -82,9 +81,7 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
             "training": config.to_dict(),
         }
     )
-    return _train_and_report(
-        run, request.settings, config, classes, split, strict=strict, quiet=quiet, resume=False
-    )
+    return _train_and_report(run, request.settings, config, data, quiet=quiet, resume=False)
 
 
 def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
@@ -92,26 +89,26 @@ def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = Fals
     from medlearn.data.splits import Split
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
+    from medlearn.workflows.classification_train import prepare_data
 
     run = RunDir.open(run_dir)
     config_doc = _read_yaml(run.path / "config.yaml")
     settings = ClassifierSettings.from_dict(config_doc["classification"])
     config = TrainConfig.from_dict(config_doc["training"])
     split = Split.from_csv(run.path / "split.csv")
-    return _train_and_report(
-        run, settings, config, list(config_doc["classes"]), split, strict=strict, quiet=quiet, resume=True
-    )
+    data = prepare_data(split, list(config_doc["classes"]), settings, strict=strict, cache_dir=default_cache_dir())
+    return _train_and_report(run, settings, config, data, quiet=quiet, resume=True)
 
 
-def _train_and_report(run, settings, config, classes, split, *, strict, quiet, resume) -> TrainOutcome:
+def _train_and_report(run, settings, config, data, *, quiet, resume) -> TrainOutcome:
     from medlearn.engine.reproducibility import make_loader_generator, seed_everything
     from medlearn.engine.trainer import Trainer
     from medlearn.models import create_model
     from medlearn.tasks.classification import ClassificationTask, inverse_frequency_weights
     from medlearn.workflows.classification_evaluate import report_after_training
-    from medlearn.workflows.classification_train import make_loaders, positive_of, prepare_data
+    from medlearn.workflows.classification_train import make_loaders, positive_of
 
-    data = prepare_data(split, classes, settings, strict=strict, cache_dir=default_cache_dir())
+    classes = data.classes
     summary = data.summary()
     log.info("data: %s", {part: sum(c.values()) for part, c in summary["counts"].items()})
     for path, reason in data.skipped:
@@ -124,9 +121,7 @@ def _train_and_report(run, settings, config, classes, split, *, strict, quiet, r
     model = create_model(
         settings.model, in_channels=settings.channels, num_classes=len(classes), **settings.model_kwargs
     )
-    weights = (
-        inverse_frequency_weights(data.labels("train"), len(classes)) if settings.class_weighting else None
-    )
+    weights = inverse_frequency_weights(data.labels("train"), len(classes)) if settings.class_weighting else None
     task = ClassificationTask(
         len(classes),
         class_weights=weights,

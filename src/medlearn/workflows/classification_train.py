@@ -36,8 +36,7 @@ class PreparedData:
     def summary(self) -> dict:
         """Counts per part and class, for the config, the log and the report."""
         counts = {
-            part: {c: int((self.labels(part) == i).sum()) for i, c in enumerate(self.classes)}
-            for part in self.parts
+            part: {c: int((self.labels(part) == i).sum()) for i, c in enumerate(self.classes)} for part in self.parts
         }
         return {
             "classes": self.classes,
@@ -71,9 +70,7 @@ def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSetti
     return grouped, split_samples(grouped, val=settings.val_fraction, test=settings.test_fraction, seed=seed)
 
 
-def prepare_data(
-    split, classes: list[str], settings: ClassifierSettings, *, strict: bool, cache_dir: Path | None
-):
+def prepare_data(split, classes: list[str], settings: ClassifierSettings, *, strict: bool, cache_dir: Path | None):
     """Decode every image of the split once (cached on disk), keeping each part's order."""
     everything = [s for part in PARTS for s in getattr(split, part)]
     loaded = preload(everything, settings.preprocessing, cache_dir=cache_dir, strict=strict)
@@ -100,9 +97,7 @@ def make_loaders(data: PreparedData, settings: ClassifierSettings, batch_size: i
     train = ArrayClassificationDataset(data.parts["train"].arrays, data.labels("train"), augment)
     val = ArrayClassificationDataset(data.parts["val"].arrays, data.labels("val"))
     return (
-        DataLoader(
-            train, batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(train) > batch_size
-        ),
+        DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(train) > batch_size),
         DataLoader(val, batch_size=max(batch_size, 128), shuffle=False),
     )
 

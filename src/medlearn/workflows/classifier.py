@@ -42,9 +42,7 @@ class TrainedClassifier:
             settings = ClassifierSettings.from_dict(config["classification"])
             classes = list(config["classes"])
         except (yaml.YAMLError, KeyError, TypeError) as error:
-            raise MedlearnError(
-                f"config.yaml is not a classification run config ({error})", config_path
-            ) from error
+            raise MedlearnError(f"config.yaml is not a classification run config ({error})", config_path) from error
         model = create_model(
             settings.model, in_channels=settings.channels, num_classes=len(classes), **settings.model_kwargs
         )
