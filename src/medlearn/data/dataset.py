@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from medlearn.data.augment import plain_tensors
+
 Augmentation = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -35,8 +37,6 @@ class ArrayClassificationDataset(Dataset):
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             if hasattr(self.augment, "set_random_state"):
                 self.augment.set_random_state(seed)
-            image = self.augment(image)
-            if hasattr(image, "as_tensor"):  # MONAI MetaTensor -> plain tensor: faster collation and maths
-                image = image.as_tensor()
-            image = image.to(torch.float32)
+            with plain_tensors():
+                image = torch.as_tensor(self.augment(image), dtype=torch.float32)
         return image, self.labels[index]
