@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from medlearn.data.files import file_fingerprint
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import write_text_atomic
@@ -153,7 +153,7 @@ def _hash_all(samples: Sequence[Sample], cache_dir: Path):
     unreadable: list[tuple[str, str]] = []
     changed = False
     for sample in samples:
-        key = _file_key(sample.path)
+        key = file_fingerprint(sample.path)
         if key in cache:
             value, digest = cache[key]
         else:
@@ -172,14 +172,6 @@ def _hash_all(samples: Sequence[Sample], cache_dir: Path):
         with contextlib.suppress(OSError):  # a read-only home must not stop the run; hashing is just slower
             write_text_atomic(cache_file, json.dumps(cache))
     return hashes, digests, unreadable
-
-
-def _file_key(path: Path) -> str:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return f"{path}|missing"
-    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _hash_image(path: Path) -> tuple[int, str]:

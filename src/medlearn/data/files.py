@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,3 +43,12 @@ def find_image_files(inputs: Iterable[Path]) -> list[Path]:
     if not found:
         raise MedlearnError("no image files found in the given inputs")
     return found
+
+
+def file_fingerprint(path: Path) -> str:
+    """``resolved path|size|mtime``: a cache key that changes whenever the file is replaced or edited."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path}|missing"
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

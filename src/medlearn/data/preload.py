@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from medlearn.data.files import file_fingerprint
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path
@@ -88,19 +88,11 @@ def _iterate(samples: Sequence[Sample], show_progress: bool, description: str):
     return track(samples, description=description, transient=True)
 
 
-def _file_key(path: Path) -> str:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return f"{path}|missing"
-    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def _cache_file(samples: Sequence[Sample], preprocess: Preprocess, cache_dir: Path) -> Path:
     settings = preprocess.to_dict() if hasattr(preprocess, "to_dict") else repr(preprocess)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for sample in samples:
-        digest.update(_file_key(sample.path).encode())
+        digest.update(file_fingerprint(sample.path).encode())
     return Path(cache_dir) / f"{digest.hexdigest()[:24]}.npz"
 
 
