@@ -31,17 +31,19 @@ from medlearn.workflows.classification_run import TrainRequest, train_classifier
 from results_table import replace_section  # noqa: E402
 
 METHODS = {
-    # name: (model, image size, epochs, batch size, lr, minutes)
+    # name: (model, image size, epochs, batch size, lr, minutes[, model kwargs])
     "cls-shallow": ("cls-shallow", 128, 40, 64, 3e-3, 7.0),
     "resnet10": ("resnet10", 128, 30, 64, 2e-3, 7.0),
     "resnet18": ("resnet18", 128, 30, 64, 2e-3, 7.0),
     "cls-multires": ("cls-multires", 128, 30, 64, 2e-3, 7.0),
+    # the same tract at full resolution only: the single-resolution stream Kawahara & Hamarneh compare with
+    "cls-multires-1res": ("cls-multires", 128, 30, 64, 2e-3, 7.0, {"resolutions": [1]}),
     "cls-synergic": ("cls-synergic", 128, 30, 64, 2e-3, 7.0),
 }
 
 
 def run_method(name: str, workdir: Path, *, group_duplicates: bool = True) -> dict:
-    model, size, epochs, batch, lr, minutes = METHODS[name]
+    model, size, epochs, batch, lr, minutes, *extra = METHODS[name]
     out = workdir / f"{name}{'' if group_duplicates else '-random-split'}"
     request = TrainRequest.build(
         data="br35h",
@@ -49,6 +51,7 @@ def run_method(name: str, workdir: Path, *, group_duplicates: bool = True) -> di
         overrides={
             "classification": {
                 "model": model,
+                "model_kwargs": extra[0] if extra else {},
                 "image_size": size,
                 "modality": "MR",
                 "test_fraction": 0.15,
@@ -74,8 +77,7 @@ def run_method(name: str, workdir: Path, *, group_duplicates: bool = True) -> di
         "wall_seconds_incl_data_and_report": wall,
         "train_images_per_second": float(np.median([row["samples_per_second"] for row in history])),
         "history": [
-            {"epoch": r["epoch"], "seconds": r["seconds"], "val_accuracy": r.get("val_accuracy")}
-            for r in history
+            {"epoch": r["epoch"], "seconds": r["seconds"], "val_accuracy": r.get("val_accuracy")} for r in history
         ],
         "run_dir": str(out),
     }
@@ -158,11 +160,7 @@ def markdown(results: dict) -> str:
         "infer img/s (best backend) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in (
-        results["methods"]
-        + results.get("leaky", [])
-        + ([results["reference"]] if "reference" in results else [])
-    ):
+    for r in results["methods"] + results.get("leaky", []) + ([results["reference"]] if "reference" in results else []):
         inference = r.get("inference", {})
         best = inference.get("best")
         infer = f"{inference[best]:.0f} ({best})" if best else "-"
@@ -195,6 +193,8 @@ def markdown(results: dict) -> str:
             f"({lk['random_split_straddling_groups']} groups straddle); the duplicate-aware split puts "
             f"{lk['grouped_split_test_images_with_duplicate_in_train']}.",
         ]
+    if results.get("command_earlier"):
+        lines += ["", f"Rows not re-run come from `{results['command_earlier']}` ({results.get('date_earlier')})."]
     if results.get("inference_detail"):
         lines += [
             "",
@@ -212,6 +212,9 @@ def main() -> None:
     parser.add_argument("--skip-leakage", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "classification.json")
+    parser.add_argument(
+        "--merge", action="store_true", help="Keep earlier results of methods (and reference/leakage) not re-run."
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="medlearn-bench-"))
@@ -221,10 +224,23 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "methods": [],
     }
+    earlier = json.loads(args.json.read_text()) if args.merge and args.json.exists() else {}
     for name in args.methods:
         print(f"== {name}", flush=True)
         results["methods"].append(run_method(name, workdir))
         print(json.dumps({k: v for k, v in results["methods"][-1].items() if k != "history"}), flush=True)
+    rerun = {r["method"] for r in results["methods"]}
+    results["methods"] += [r for r in earlier.get("methods", []) if r["method"] not in rerun]
+    results["methods"].sort(key=lambda r: list(METHODS).index(r["method"]) if r["method"] in METHODS else 99)
+    for key in ("leakage", "leaky", "reference", "command", "date"):
+        if key in earlier and (
+            key in ("command", "date")
+            or args.skip_reference
+            and key == "reference"
+            or args.skip_leakage
+            and key in ("leakage", "leaky")
+        ):
+            results.setdefault(key + "_earlier" if key in ("command", "date") else key, earlier[key])
     best = max(results["methods"], key=lambda r: (r["accuracy"], r["auc"]))
     results["best_method"] = best["method"]
     results["inference_detail"] = best.get("inference")
@@ -237,11 +253,7 @@ def main() -> None:
     args.json.write_text(json.dumps(results, indent=2, default=float))
     table = markdown(results)
     replace_section(HERE / "RESULTS.md", "classification", table)
-    print(
-        json.dumps(
-            {k: v for k, v in results.items() if k not in ("methods", "leaky")}, indent=2, default=float
-        )
-    )
+    print(json.dumps({k: v for k, v in results.items() if k not in ("methods", "leaky")}, indent=2, default=float))
     print(table)
 
 

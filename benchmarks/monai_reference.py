@@ -64,9 +64,7 @@ def train_reference(
         images = torch.stack([torch.as_tensor(transform(item["img"])) for item in items])
         return images, torch.tensor([item["label"] for item in items])
 
-    train_loader = DataLoader(
-        train_ds, batch_size=32, shuffle=True, collate_fn=lambda b: collate(b, train_tf)
-    )
+    train_loader = DataLoader(train_ds, batch_size=32, shuffle=True, collate_fn=lambda b: collate(b, train_tf))
     model = DenseNet121(spatial_dims=2, in_channels=1, out_channels=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
