@@ -206,7 +206,7 @@ def _gradcam_examples(classifier, loaded: Preloaded, labels, probs, positive: in
             examples[name] = []
             continue
         images = torch.from_numpy(np.asarray(loaded.arrays[chosen], dtype=np.float32))
-        cams = gradcam_maps(classifier.model, images, class_index=positive)
+        cams = gradcam_maps(classifier.model, images, class_index=None)  # the predicted class, as the report says
         examples[name] = [
             (
                 _display(loaded.arrays[i]),

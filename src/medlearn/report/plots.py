@@ -1,0 +1,372 @@
+"""Figures for reports, rendered off-screen to PNG bytes with one consistent, readable style.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot global state, so
+nothing leaks between calls or threads) and returns the PNG as bytes; :func:`png_data_uri` turns
+them into an ``<img src>`` value for self-contained HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec
+
+import matplotlib
+
+matplotlib.use("Agg")  # off-screen rendering; reports are written on headless machines
+
+import numpy as np  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import auc as area_under_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from medlearn.evaluation.calibration import reliability_bins  # noqa: E402
+from medlearn.evaluation.classification import as_probability_matrix  # noqa: E402
+
+P = ParamSpec("P")
+
+#: Colours shared by all figures (colour-blind-safe, after Okabe & Ito).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+DPI = 110
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+}
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for embedding a PNG in HTML without a separate file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _to_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    return buffer.getvalue()
+
+
+def _styled(draw: Callable[P, Figure]) -> Callable[P, bytes]:
+    """Turn a figure-building function into one returning PNG bytes, drawn in the shared style."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        with matplotlib.rc_context(_STYLE):
+            return _to_png(draw(*args, **kwargs))
+
+    return wrapper
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for i, row in enumerate(history):
+        value = row.get(key)
+        if value is None:
+            continue
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            xs.append(float(row.get("epoch", i + 1)))
+            ys.append(v)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def monitor_key(history: Sequence[Mapping[str, Any]], monitor: str) -> str:
+    """The history column of the monitored metric: ``monitor`` itself or ``val_<monitor>``."""
+    keys = {k for row in history for k in row}
+    if monitor in keys:
+        return monitor
+    if f"val_{monitor}" in keys:
+        return f"val_{monitor}"
+    return monitor
+
+
+def _pretty(key: str) -> str:
+    return key.replace("val_", "validation ").replace("train_", "training ").replace("_", " ")
+
+
+@_styled
+def training_curves(history: Sequence[Mapping[str, Any]], monitor: str, mode: str = "max") -> Figure:
+    """Loss (training and validation), validation metrics, and learning rate per epoch.
+
+    The epoch with the best ``monitor`` value (``mode`` "max" or "min") is marked in every panel.
+    """
+    has_lr = any(row.get("lr") is not None for row in history)
+    fig = _figure(11.0, 3.4)
+    axes = fig.subplots(1, 3 if has_lr else 2)
+    key = monitor_key(history, monitor)
+    mx, my = _series(history, key)
+    best = None
+    if len(my):
+        best = mx[int(np.argmax(my) if mode == "max" else np.argmin(my))]
+
+    ax = axes[0]
+    for i, name in enumerate(("train_loss", "val_loss")):
+        x, y = _series(history, name)
+        if len(x):
+            ax.plot(x, y, marker="o", ms=3, color=PALETTE[i], label=_pretty(name))
+    ax.set(title="Loss", xlabel="epoch", ylabel="loss")
+
+    ax = axes[1]
+    metric_keys = sorted(
+        {k for row in history for k in row if k.startswith("val_") and k != "val_loss" and k != key}
+    )
+    if len(mx):
+        ax.plot(mx, my, marker="o", ms=4, lw=2.2, color=PALETTE[0], label=f"{_pretty(key)} (monitored)")
+    for i, name in enumerate(metric_keys[:5]):
+        x, y = _series(history, name)
+        if len(x):
+            ax.plot(x, y, lw=1.2, alpha=0.8, color=PALETTE[(i + 1) % len(PALETTE)], label=_pretty(name))
+    ax.set(title="Validation metrics", xlabel="epoch", ylabel="value")
+
+    if has_lr:
+        ax = axes[2]
+        x, y = _series(history, "lr")
+        ax.plot(x, y, color=PALETTE[2], marker="o", ms=3)
+        if len(y) and (y > 0).all() and y.max() / y.min() > 20:
+            ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.set(title="Learning rate", xlabel="epoch", ylabel="learning rate")
+
+    for ax in axes:
+        if best is not None:
+            ax.axvline(best, color="#777777", ls="--", lw=1, label=f"best epoch ({best:g})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes[:2]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
+    return fig
+
+
+@_styled
+def roc_plot(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    positive: int = 1,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """ROC curve with its AUC and the operating point of the arg-max decision.
+
+    Binary: the positive class's curve. Multi-class: one one-vs-rest curve per class.
+    """
+    y = np.asarray(y_true).astype(int).ravel()
+    p = as_probability_matrix(probs)
+    k = p.shape[1]
+    names = list(class_names) if class_names else [str(i) for i in range(k)]
+    pred = p.argmax(axis=1)
+    fig = _figure(5.2, 5.0)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="chance (AUC 0.50)")
+    classes = [positive] if k == 2 else list(range(k))
+    for i, c in enumerate(classes):
+        truth = y == c
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth.astype(int), p[:, c])
+        auc = float(area_under_curve(fpr, tpr))
+        label = f"AUC {auc:.3f}" if k == 2 else f"{names[c]} vs rest (AUC {auc:.3f})"
+        ax.plot(fpr, tpr, lw=2, color=PALETTE[i % len(PALETTE)], label=label)
+        sens = float((pred[truth] == c).mean())
+        spec = float((pred[~truth] != c).mean())
+        ax.plot(
+            1 - spec,
+            sens,
+            "o",
+            ms=8,
+            mfc="white",
+            mew=2,
+            color=PALETTE[i % len(PALETTE)],
+            label=f"operating point: sens {sens:.2f}, spec {spec:.2f}" if k == 2 else None,
+        )
+    title = f"ROC curve: {names[positive]!s} vs {names[1 - positive]!s}" if k == 2 else "ROC curves (one vs rest)"
+    ax.set(
+        title=textwrap.shorten(title, 60),
+        xlabel="1 − specificity (false-positive rate)",
+        ylabel="sensitivity (true-positive rate)",
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02, 1.02),
+        aspect="equal",
+    )
+    ax.legend(loc="lower right")
+    return fig
+
+
+@_styled
+def confusion_matrix_plot(cm: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """Counts with row percentages (share of each true class), shaded by the row percentage."""
+    counts = np.asarray(cm)
+    k = counts.shape[0]
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    size = min(9.0, 2.6 + 0.9 * k)
+    fig = _figure(size + 0.8, size)
+    ax = fig.subplots()
+    cmap = LinearSegmentedColormap.from_list("medlearn_blues", ["#f4f8fb", PALETTE[0]])
+    image = ax.imshow(share * 100, cmap=cmap, vmin=0, vmax=100)
+    ax.grid(False)
+    for i in range(k):
+        for j in range(k):
+            dark = share[i, j] > 0.55
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]:d}\n{share[i, j] * 100:.1f}%",
+                ha="center",
+                va="center",
+                fontsize=11 if k <= 4 else 8,
+                color="white" if dark else "#222222",
+                fontweight="bold" if i == j else "normal",
+            )
+    labels = [textwrap.shorten(str(n), 18) for n in class_names]
+    ax.set_xticks(range(k), labels, rotation=0 if k <= 4 else 45, ha="center" if k <= 4 else "right")
+    ax.set_yticks(range(k), labels)
+    ax.set(title="Confusion matrix (count, % of true class)", xlabel="predicted class", ylabel="true class")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="% of true class")
+    return fig
+
+
+@_styled
+def reliability_diagram(
+    y_true: np.ndarray,
+    probs_before: np.ndarray,
+    probs_after: np.ndarray | None = None,
+    n_bins: int = 15,
+    temperature: float | None = None,
+) -> Figure:
+    """Accuracy against confidence per bin, before (and after) temperature scaling, with ECE.
+
+    A perfectly calibrated model lies on the diagonal; the lower panel shows how many cases fall
+    into each confidence bin, since sparse bins are noisy.
+    """
+    fig = _figure(6.0, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
+    series = [("before scaling", probs_before, PALETTE[1])]
+    if probs_after is not None:
+        after = "after scaling" + (f" (T = {temperature:.2f})" if temperature is not None else "")
+        series.append((after, probs_after, PALETTE[0]))
+    width = 1.0 / n_bins
+    for i, (label, probs, colour) in enumerate(series):
+        bins = reliability_bins(probs, y_true, n_bins)
+        centres = (bins.edges[:-1] + bins.edges[1:]) / 2
+        used = bins.count > 0
+        top.plot(
+            bins.confidence[used],
+            bins.accuracy[used],
+            marker="o",
+            ms=5,
+            lw=1.8,
+            color=colour,
+            label=f"{label}: ECE {bins.ece:.3f}",
+        )
+        offset = (i - (len(series) - 1) / 2) * width * 0.4
+        bottom.bar(centres + offset, bins.count, width=width * 0.4, color=colour, alpha=0.85)
+    top.set(
+        title="Reliability diagram",
+        ylabel="observed accuracy",
+        xlim=(0, 1.0),
+        ylim=(0, 1.02),
+    )
+    top.legend(loc="upper left")
+    bottom.set(xlabel="predicted confidence (probability of the predicted class)", ylabel="cases")
+    bottom.set_yscale("symlog", linthresh=10)
+    return fig
+
+
+def _grid_shape(n: int, ncols: int) -> tuple[int, int]:
+    cols = max(1, min(ncols, n))
+    return max(1, math.ceil(n / cols)), cols
+
+
+def _as_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        return img.astype(np.float32), "gray"
+    return img, None
+
+
+@_styled
+def image_grid(
+    items: Sequence[tuple[np.ndarray, str]],
+    ncols: int = 6,
+    title: str | None = None,
+    cell: float = 1.9,
+) -> Figure:
+    """Images (grey ``HxW`` scaled to its own range, or RGB) in a grid, each with a short caption."""
+    rows, cols = _grid_shape(len(items), ncols)
+    fig = _figure(cols * cell, rows * (cell + 0.35) + (0.3 if title else 0))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (image, caption) in zip(axes, items, strict=False):
+        img, cmap = _as_display(image)
+        if cmap:
+            ax.imshow(img, cmap=cmap, vmin=float(img.min()), vmax=float(img.max()) or 1.0)
+        else:
+            ax.imshow(img)
+        ax.set_title("\n".join(textwrap.wrap(str(caption), 26)[:2]), fontsize=8, fontweight="normal")
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    return fig
+
+
+def sample_montage(items: Sequence[tuple[np.ndarray, str]], ncols: int = 6) -> bytes:
+    """A grid of example images labelled with their class (what the model was trained on)."""
+    return image_grid(items, ncols=ncols)
+
+
+def gradcam_grid(items: Sequence[tuple[np.ndarray, np.ndarray, str]], ncols: int = 4) -> bytes:
+    """Grad-CAM overlays (red = most influential for the prediction) with their captions."""
+    from medlearn.evaluation.gradcam import overlay
+
+    return image_grid([(overlay(image, cam), caption) for image, cam, caption in items], ncols=ncols, cell=2.3)
+
+
+@_styled
+def histogram(
+    values: np.ndarray,
+    title: str,
+    xlabel: str,
+    bins: int = 30,
+    ylabel: str = "count",
+    groups: Mapping[str, np.ndarray] | None = None,
+) -> Figure:
+    """A histogram of ``values``, or overlaid histograms of several named ``groups``."""
+    fig = _figure(6.0, 3.4)
+    ax = fig.subplots()
+    data = dict(groups) if groups else {"": np.asarray(values)}
+    finite = [np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for v in data.values()]
+    everything = np.concatenate(finite) if finite else np.zeros(0)
+    edges = np.histogram_bin_edges(everything, bins=bins) if everything.size else bins
+    for i, (name, v) in enumerate(zip(data, finite, strict=False)):
+        ax.hist(v, bins=edges, alpha=0.6 if groups else 0.9, color=PALETTE[i % len(PALETTE)], label=name or None)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if groups:
+        ax.legend()
+    return fig
