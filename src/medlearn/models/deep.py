@@ -42,7 +42,7 @@ def build_resnet(
 
 
 @register_model(
-    "resnet10", task="classification", summary="ResNet-10 (MONAI, stride-2 stem): fast CPU default"
+    "resnet10", task="classification", summary="ResNet-10 (MONAI, stride-2 stem): the fastest deep baseline"
 )
 def resnet10(in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs) -> nn.Module:
     return build_resnet("resnet10", in_channels, num_classes, spatial_dims, **kwargs)
