@@ -8,7 +8,7 @@ from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.errors import MedlearnError
 
 #: The default of ``classify train``, chosen by benchmarks/classification.py (see benchmarks/RESULTS.md).
-DEFAULT_MODEL = "resnet10"
+DEFAULT_MODEL = "cls-multires"
 
 
 @dataclass
