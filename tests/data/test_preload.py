@@ -59,3 +59,26 @@ def test_preprocessing_pads_to_square_and_normalises_mr(planted):
     array = ClassificationPreprocessing(image_size=64, modality="MR")(image)
     assert array.shape == (1, 64, 64) and array.dtype == np.float32
     assert abs(float(array.mean())) < 0.5  # z-scored
+
+
+def test_ct_window_presets_and_custom_windows():
+    from medlearn.data.preprocess import parse_ct_window
+    from medlearn.workflows.classification_settings import ClassifierSettings
+
+    assert parse_ct_window("lung") == "lung"
+    assert parse_ct_window("40,400") == (40.0, 400.0)
+    for bad in ("lungs", "40,-5", "a,b"):
+        with pytest.raises(MedlearnError):
+            ClassifierSettings(ct_window=bad)
+
+
+def test_ct_window_is_applied_to_ct_images():
+    from pydicom.data import get_testdata_file
+
+    from medlearn.io import load
+
+    ct = load(get_testdata_file("CT_small.dcm"))
+    bone = ClassificationPreprocessing(image_size=32, ct_window="bone")(ct)
+    lung = ClassificationPreprocessing(image_size=32, ct_window="-600,1500")(ct)
+    assert bone.min() >= 0.0 and bone.max() <= 1.0
+    assert not np.allclose(bone, lung)

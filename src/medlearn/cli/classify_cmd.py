@@ -18,9 +18,7 @@ def train(
         str | None, typer.Option(help="Folder of class sub-folders, CSV (path,label[,group]) or 'br35h'.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Registered model name (see 'medlearn classify models').")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model name (see 'medlearn classify models').")] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option(help="Training time budget; stops cleanly after the epoch that exceeds it."),
@@ -28,18 +26,16 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Maximum number of epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per optimisation step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
-    image_size: Annotated[
-        int | None, typer.Option(help="Images are padded square and resized to this side.")
-    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Images are padded square and resized to this side.")] = None,
     modality: Annotated[
         str | None,
-        typer.Option(
-            help="Modality for intensity handling (CT, MR, CR, US, SM...); default: from the files."
-        ),
+        typer.Option(help="Modality for intensity handling (CT, MR, CR, US, SM...); default: from the files."),
     ] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="Fraction of groups held out for validation.")
+    ct_window: Annotated[
+        str | None,
+        typer.Option(help="CT window preset (brain, lung, abdomen, bone, ...) or 'center,width' in HU."),
     ] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Fraction of groups held out for validation.")] = None,
     test_fraction: Annotated[
         float | None, typer.Option(help="Fraction of groups held out as a test split (0: none).")
     ] = None,
@@ -53,15 +49,9 @@ def train(
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the model (costs warm-up time).")
     ] = False,
-    config: Annotated[
-        Path | None, typer.Option(help="YAML with 'classification:' and 'training:' settings.")
-    ] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue the interrupted run in this directory.")
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")
-    ] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML with 'classification:' and 'training:' settings.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory.")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train a classifier on a duplicate-aware split and write the run directory with its report."""
@@ -77,6 +67,7 @@ def train(
                 "model": model,
                 "image_size": image_size,
                 "modality": modality,
+                "ct_window": ct_window,
                 "val_fraction": val_fraction,
                 "test_fraction": test_fraction,
                 "positive": positive,
@@ -114,9 +105,7 @@ def evaluate(
     """Evaluate a trained classifier on labelled images: metrics with 95% CIs, JSON and an HTML report."""
     from medlearn.workflows.classification_evaluate import evaluate_run
 
-    result = evaluate_run(
-        run_dir, data, json_path=json_out, positive=positive, report_path=report, strict=strict
-    )
+    result = evaluate_run(run_dir, data, json_path=json_out, positive=positive, report_path=report, strict=strict)
     for name in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1"):
         low, high = result.metrics.get(f"{name}_ci", (float("nan"), float("nan")))
         typer.echo(f"{name:>18}: {result.metrics[name]:.4f}  (95% CI {low:.4f}-{high:.4f})")
@@ -128,9 +117,7 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by 'classify train'.")],
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (any supported format).")],
     out: Annotated[Path, typer.Option(help="CSV of class probabilities to write.")] = Path("predictions.csv"),
-    strict: Annotated[
-        bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")
-    ] = False,
+    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")] = False,
 ) -> None:
     """Write calibrated class probabilities for every readable image; list the skipped ones."""
     from medlearn.workflows.classification_predict import predict_files

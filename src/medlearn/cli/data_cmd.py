@@ -30,9 +30,7 @@ def audit_command(
 
     samples = load_samples(source)
     manifest = Path(source) if str(source).lower().endswith(".csv") else None
-    report = audit(
-        samples, threshold=threshold if threshold is not None else DEFAULT_THRESHOLD, manifest=manifest
-    )
+    report = audit(samples, threshold=threshold if threshold is not None else DEFAULT_THRESHOLD, manifest=manifest)
     console = Console()
     overview = Table(title=f"Audit of {source}", show_header=False)
     overview.add_row("images", str(report.images))
@@ -50,12 +48,8 @@ def audit_command(
     overview.add_row(
         "random 70/15/15 split: test images with a duplicate in train", str(report.random_split_test_leaks)
     )
-    overview.add_row(
-        "grouped split: test images with a duplicate in train", str(report.grouped_split_test_leaks)
-    )
-    overview.add_row(
-        "duplicate groups straddling the CSV's split column", str(len(report.straddling_duplicates))
-    )
+    overview.add_row("grouped split: test images with a duplicate in train", str(report.grouped_split_test_leaks))
+    overview.add_row("duplicate groups straddling the CSV's split column", str(len(report.straddling_duplicates)))
     console.print(overview)
     for path, reason in report.unreadable:
         console.print(f"[red]unreadable[/red] {path}: {reason}")

@@ -10,9 +10,7 @@ import typer
 
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory (a fresh timestamped one by default).")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Classification model (default: the benchmark's best).")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help="Classification model (default: the benchmark's best).")] = None,
     max_minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 9.0,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,

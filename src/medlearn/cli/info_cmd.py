@@ -13,11 +13,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return (
-            " x ".join(_cell(v) for v in value)
-            if value and not isinstance(value[0], str)
-            else ", ".join(value)
-        )
+        return " x ".join(_cell(v) for v in value) if value and not isinstance(value[0], str) else ", ".join(value)
     return str(value)
 
 
@@ -36,12 +32,8 @@ def _table(summary: dict[str, Any]) -> Any:
 
 
 def info(
-    path: Path = typer.Argument(
-        ..., help="Image file (DICOM, NIfTI, NRRD, PNG/JPG/BMP/TIFF) or DICOM folder."
-    ),
-    series: str | None = typer.Option(
-        None, "--series", help="SeriesInstanceUID to read from a DICOM folder."
-    ),
+    path: Path = typer.Argument(..., help="Image file (DICOM, NIfTI, NRRD, PNG/JPG/BMP/TIFF) or DICOM folder."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to read from a DICOM folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
 ) -> None:
     """Describe an image: shape, spacing, orientation, value range and non-identifying tags."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlearn.errors import NonFiniteImageError
+from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io.image import MedicalImage
 
 
@@ -45,11 +45,26 @@ class ClassificationPreprocessing:
             bad = int((~np.isfinite(array)).sum())
             raise NonFiniteImageError(f"{bad} non-finite pixel values (NaN or inf)", image.source)
         modality = self.modality or image.modality
-        options = {"window": self.ct_window} if (self.ct_window and modality == "CT") else {}
+        options = {"window": parse_ct_window(self.ct_window)} if (self.ct_window and modality == "CT") else {}
         array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
         if self.channels == 3 and array.shape[0] == 1:
             array = np.repeat(array, 3, axis=0)
         return _square_resize(array, self.image_size)
+
+
+def parse_ct_window(text: str) -> str | tuple[float, float]:
+    """A preset name ("lung") or a custom "center,width" in HU ("40,400"), checked."""
+    from medlearn.io.intensity import window_bounds
+
+    window: str | tuple[float, float] = text
+    if "," in text:
+        try:
+            center, width = (float(v) for v in text.split(","))
+        except ValueError:
+            raise MedlearnError(f"CT window {text!r} is neither a preset nor 'center,width' in HU") from None
+        window = (center, width)
+    window_bounds(window)  # raises a clear error for unknown presets and non-positive widths
+    return window
 
 
 def _middle_slice(image: MedicalImage) -> MedicalImage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from medlearn.data.preprocess import ClassificationPreprocessing
+from medlearn.data.preprocess import ClassificationPreprocessing, parse_ct_window
 from medlearn.errors import MedlearnError
 
 #: The default of ``classify train``, chosen by benchmarks/classification.py (see benchmarks/RESULTS.md).
@@ -31,6 +31,10 @@ class ClassifierSettings:
     augment: bool = True
     monitor: str = "loss"
     positive: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ct_window is not None:
+            parse_ct_window(self.ct_window)  # fail before any image is read, not once per image
 
     @property
     def preprocessing(self) -> ClassificationPreprocessing:
