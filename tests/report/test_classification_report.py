@@ -33,14 +33,16 @@ def example_inputs(
     rng = np.random.default_rng(seed)
     k = len(class_names)
 
-    def logits_for(y: np.ndarray) -> np.ndarray:
-        z = rng.normal(0, 1.0, size=(len(y), k))
-        z[np.arange(len(y)), y] += 2.6
-        return 2.2 * z  # over-confident on purpose, so temperature scaling has work to do
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels drawn from softmax(z), logits 2.5 z: an over-confident model, as networks often are."""
+        z = rng.normal(0, 1.0, size=(n, k))
+        z[np.arange(n), rng.integers(0, k, n)] += 3.0
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        y = (p.cumsum(axis=1) < rng.uniform(size=(n, 1))).sum(axis=1)
+        return np.minimum(y, k - 1), 2.5 * z
 
-    y_val = rng.integers(0, k, 300)
-    y_test = rng.integers(0, k, n_test)
-    val_logits, test_logits = logits_for(y_val), logits_for(y_test)
+    y_val, val_logits = draw(300)
+    y_test, test_logits = draw(n_test)
     probs = apply_temperature(test_logits, 1.0)
     temperature = fit_temperature(val_logits, y_val)
     calibrated = apply_temperature(test_logits, temperature)
@@ -146,7 +148,7 @@ def test_report_is_one_self_contained_page_with_every_section(tmp_path: Path) ->
     sens = inputs["metrics"]["sensitivity"]
     assert f"Of 100 patients with a tumour, the model flags about {round(sens * 100)}" in html
     assert "95% CI" in html and "not a medical device" in html
-    assert "23 groups found" in html
+    assert "23 groups were found" in html
     assert "truncated JPEG" in html
 
 

@@ -261,3 +261,14 @@ def test_training_skips_bad_images_and_reports_them(manifests, tmp_path: Path):
     )
     assert code == 2
     assert not strict_out.exists()
+
+
+def test_outputs_are_readable_by_others(trained_run: Path):
+    """Atomic writes go through mkstemp (0600); finished files must get the usual permissions."""
+    import os
+    import stat
+
+    mode = stat.S_IMODE(os.stat(trained_run / "report.html").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

@@ -14,10 +14,12 @@ sensitivity with no positive case) is NaN, and :func:`to_jsonable` writes it as 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 from medlearn.errors import MedlearnError
 
@@ -61,16 +63,18 @@ def _check(y_true: np.ndarray, probs: np.ndarray, positive: int) -> tuple[np.nda
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """``(K, K)`` counts: row = true class, column = predicted class (every class present)."""
-    return skm.confusion_matrix(
-        np.asarray(y_true).ravel(), np.asarray(y_pred).ravel(), labels=list(range(num_classes))
-    )
+    return skm.confusion_matrix(np.asarray(y_true).ravel(), np.asarray(y_pred).ravel(), labels=list(range(num_classes)))
 
 
 def _nan_safe(fn, *args, **kwargs) -> float:
+    """``fn(...)`` or NaN when it is undefined (e.g. AUC with one class), without a warning."""
     try:
-        return float(fn(*args, **kwargs))
-    except ValueError:  # e.g. AUC with a single class present
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            value = float(fn(*args, **kwargs))
+    except ValueError:
         return math.nan
+    return value
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, positive: int = 1) -> dict[str, float]:
@@ -84,9 +88,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, positive: int 
     }
     present = np.unique(y)
     # balanced accuracy = mean recall over the classes present in y_true (scikit-learn's definition)
-    out["balanced_accuracy"] = float(
-        skm.recall_score(y, pred, labels=present, average="macro", zero_division=np.nan)
-    )
+    out["balanced_accuracy"] = float(skm.recall_score(y, pred, labels=present, average="macro", zero_division=np.nan))
     cm = confusion(y, pred, k)
     if k == 2:
         y_pos = (y == positive).astype(int)
@@ -102,9 +104,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, positive: int 
         out["auc"] = _macro_ovr_auc(y, p)
         out["sensitivity"] = out["balanced_accuracy"]
         out["specificity"] = float(np.nanmean(_per_class_specificity(cm))) if k else math.nan
-        out["precision"] = float(
-            skm.precision_score(y, pred, labels=present, average="macro", zero_division=np.nan)
-        )
+        out["precision"] = float(skm.precision_score(y, pred, labels=present, average="macro", zero_division=np.nan))
         out["f1"] = float(skm.f1_score(y, pred, labels=present, average="macro", zero_division=np.nan))
     return {name: out[name] for name in (*METRIC_NAMES, "n")}
 
@@ -125,11 +125,7 @@ def _per_class_specificity(cm: np.ndarray) -> np.ndarray:
 
 def _macro_ovr_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Mean one-vs-rest ROC AUC over classes that have both positives and negatives."""
-    aucs = [
-        skm.roc_auc_score((y == c).astype(int), p[:, c])
-        for c in range(p.shape[1])
-        if 0 < (y == c).sum() < len(y)
-    ]
+    aucs = [skm.roc_auc_score((y == c).astype(int), p[:, c]) for c in range(p.shape[1]) if 0 < (y == c).sum() < len(y)]
     return float(np.mean(aucs)) if aucs else math.nan
 
 

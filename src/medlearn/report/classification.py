@@ -141,9 +141,7 @@ def _summary_section(
     n_test = int(metrics.get("n") or cm.sum())
     model = summary.get("model", "A neural network")
     dataset = summary.get("dataset")
-    task = summary.get("task") or "tell apart images of the classes " + ", ".join(
-        f"“{n}”" for n in class_names
-    )
+    task = summary.get("task") or "tell apart images of the classes " + ", ".join(f"“{n}”" for n in class_names)
     trained_on = sizes.get("train")
     tuned_on = sizes.get("val", sizes.get("validation"))
     sentences = [f"{model} was trained to {task}"]
@@ -153,8 +151,7 @@ def _summary_section(
     if trained_on is not None:
         tuned = f", was tuned on {tuned_on:,} more" if tuned_on is not None else ""
         sentences.append(
-            f"It learned from {trained_on:,} images{tuned}, and was then tested on {n_test:,} images "
-            "it had never seen."
+            f"It learned from {trained_on:,} images{tuned}, and was then tested on {n_test:,} images it had never seen."
         )
     else:
         sentences.append(f"It was tested on {n_test:,} images it had never seen.")
@@ -229,7 +226,7 @@ def _summary_section(
     ]
     if n_groups is not None:
         caveats.append(
-            f"Near-duplicate images were searched for ({n_groups:,} groups found) and each group was kept "
+            f"Near-duplicate images were searched for and {n_groups:,} groups were found; each group was kept "
             "inside one split, so the test score is not inflated by images the model had already seen."
         )
     else:
@@ -265,7 +262,6 @@ def _data_section(
     data_summary: Mapping[str, Any],
     montage: Sequence[tuple[np.ndarray, str]],
     class_names: Sequence[str],
-    positive: int,
 ) -> None:
     report.add_section(SECTION_TITLES[1])
     counts: Mapping[str, Mapping[str, int]] = data_summary.get("counts") or {}
@@ -286,7 +282,8 @@ def _data_section(
     if rows:
         grand = sum(totals.values())
         rows.append(
-            ["all"] + [f"{totals[n]:,} ({_pct(totals[n] / grand if grand else math.nan, 0)})" for n in names]
+            ["all"]
+            + [f"{totals[n]:,} ({_pct(totals[n] / grand if grand else math.nan, 0)})" for n in names]
             + [f"{grand:,}"]
         )
     report.add_table(
@@ -306,8 +303,10 @@ def _data_section(
         report.add_text("No duplicate search was recorded for this run.", "Duplicate groups", note=True)
     else:
         shown = groups[:20]
-        rows = [[i, len(g), ", ".join(Path(f).name for f in g[:4]) + (" …" if len(g) > 4 else "")]
-                for i, g in enumerate(shown, 1)]
+        rows = [
+            [i, len(g), ", ".join(Path(f).name for f in g[:4]) + (" …" if len(g) > 4 else "")]
+            for i, g in enumerate(shown, 1)
+        ]
         caption = (
             f"{n_groups:,} groups of near-identical images were found; every group was kept inside a single "
             "split so that no test image has a copy in the training data."
@@ -315,8 +314,13 @@ def _data_section(
         if len(groups) > len(shown):
             caption += f" The first {len(shown)} are listed."
         if groups:
-            report.add_table("Duplicate groups", rows, ["group", "images", "files"], caption=caption,
-                             collapsed=f"Show {len(shown)} of {n_groups:,} groups")
+            report.add_table(
+                "Duplicate groups",
+                rows,
+                ["group", "images", "files"],
+                caption=caption,
+                collapsed=f"Show {len(shown)} of {n_groups:,} groups",
+            )
         else:
             report.add_text(caption, "Duplicate groups")
     skipped = _skipped(data_summary)
@@ -334,9 +338,7 @@ def _data_section(
         report.add_kv("Data source and split", extra)
 
 
-def _training_section(
-    report: Report, history: Sequence[Mapping[str, Any]], monitor: str, monitor_mode: str
-) -> None:
+def _training_section(report: Report, history: Sequence[Mapping[str, Any]], monitor: str, monitor_mode: str) -> None:
     report.add_section(SECTION_TITLES[2])
     if not history:
         report.add_text("No training history was recorded.", note=True)
@@ -348,7 +350,7 @@ def _training_section(
         pick = max if monitor_mode == "max" else min
         epoch, value = pick(scored, key=lambda item: float(item[1]))
         text += (
-            f" The checkpoint kept for testing is from epoch {epoch}, where {key.replace('_', ' ')} "
+            f" The checkpoint kept for testing is from epoch {epoch}, where {plots.pretty_metric(key)} "
             f"was best ({float(value):.4f})."
         )
     seconds = [float(row["seconds"]) for row in history if _finite(row.get("seconds"))]
@@ -378,13 +380,13 @@ def _metrics_section(
         label, meaning = _METRIC_LABELS[name]
         if not binary:
             meaning = _MULTICLASS_MEANING.get(name, meaning)
-        rows.append([label, _value(name, metrics.get(name)), _interval(metrics.get(f"{name}_ci"), name != "auc"),
-                     meaning])
+        rows.append(
+            [label, _value(name, metrics.get(name)), _interval(metrics.get(f"{name}_ci"), name != "auc"), meaning]
+        )
     level = int(round(100 * float(metrics.get("ci_level", 0.95))))
     n_boot = metrics.get("n_boot")
-    caption = (
-        f"Test set of {int(metrics.get('n') or cm.sum()):,} images. Intervals: {level}% percentile bootstrap"
-        + (f" over {int(n_boot):,} resamples of the test images." if n_boot else ".")
+    caption = f"Test set of {int(metrics.get('n') or cm.sum()):,} images. Intervals: {level}% percentile bootstrap" + (
+        f" over {int(n_boot):,} resamples of the test images." if n_boot else "."
     )
     if binary:
         caption += f" Positive class: “{class_names[positive]}”; predictions are the most probable class."
@@ -397,19 +399,19 @@ def _metrics_section(
     for i, name in enumerate(class_names):
         fp = predicted[i] - tp[i]
         tn = cm.sum() - support[i] - fp
-        per_class.append([
-            name,
-            int(support[i]),
-            _pct(tp[i] / support[i] if support[i] else math.nan),
-            _pct(tn / (tn + fp) if tn + fp else math.nan),
-            _pct(tp[i] / predicted[i] if predicted[i] else math.nan),
-        ])
+        per_class.append(
+            [
+                name,
+                int(support[i]),
+                _pct(tp[i] / support[i] if support[i] else math.nan),
+                _pct(tn / (tn + fp) if tn + fp else math.nan),
+                _pct(tp[i] / predicted[i] if predicted[i] else math.nan),
+            ]
+        )
     report.add_table("Per class", per_class, ["class", "test images", "recall", "specificity", "precision"])
 
 
-def _roc_section(
-    report: Report, y: np.ndarray, probs: np.ndarray, class_names: Sequence[str], positive: int
-) -> None:
+def _roc_section(report: Report, y: np.ndarray, probs: np.ndarray, class_names: Sequence[str], positive: int) -> None:
     report.add_section(SECTION_TITLES[4])
     report.add_image(
         None,
@@ -417,7 +419,6 @@ def _roc_section(
         caption="Each point of the curve is one decision threshold: lowering it flags more positives "
         "(higher sensitivity) at the price of more false alarms. The circle is the threshold used in "
         "this report (most probable class).",
-        width="560px",
     )
 
 
@@ -434,7 +435,7 @@ def _confusion_section(report: Report, cm: np.ndarray, class_names: Sequence[str
     else:
         text = "Rows are the true classes, columns the predictions; the diagonal holds the correct answers."
     report.add_text(text)
-    report.add_image(None, plots.confusion_matrix_plot(cm, class_names), width="520px")
+    report.add_image(None, plots.confusion_matrix_plot(cm, class_names))
 
 
 def _calibration_section(
@@ -482,7 +483,6 @@ def _calibration_section(
         None,
         plots.reliability_diagram(y, probs, after, temperature=float(temperature) if _finite(temperature) else None),
         caption="Points below the diagonal: the model is more confident than it is accurate.",
-        width="600px",
     )
 
 
@@ -577,7 +577,7 @@ def write_classification_report(
 
     report = Report(title, subtitle=subtitle)
     _summary_section(report, summary, data_summary, metrics, names, positive, cm, calibration)
-    _data_section(report, data_summary, montage, names, positive)
+    _data_section(report, data_summary, montage, names)
     _training_section(report, history, monitor, monitor_mode)
     _metrics_section(report, metrics, cm, names, positive)
     _roc_section(report, y, p, names, positive)

@@ -70,8 +70,7 @@ def table_html(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> Markup:
     if not body:
         body.append(f'<tr><td colspan="{max(len(headers), 1)}" class="empty">none</td></tr>')
     return Markup(
-        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     )
 
 

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # off-screen rendering; reports are written on headless m
 import numpy as np  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from sklearn.metrics import auc as area_under_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
@@ -102,8 +103,13 @@ def monitor_key(history: Sequence[Mapping[str, Any]], monitor: str) -> str:
     return monitor
 
 
-def _pretty(key: str) -> str:
-    return key.replace("val_", "validation ").replace("train_", "training ").replace("_", " ")
+_ACRONYMS = {"auc": "AUC", "ece": "ECE", "lr": "learning rate", "f1": "F1", "dice": "Dice"}
+
+
+def pretty_metric(key: str) -> str:
+    """Readable name of a history column: ``val_auc`` -> ``validation AUC``."""
+    words = key.replace("val_", "validation_", 1).replace("train_", "training_", 1).split("_")
+    return " ".join(_ACRONYMS.get(w, w) for w in words)
 
 
 @_styled
@@ -113,7 +119,7 @@ def training_curves(history: Sequence[Mapping[str, Any]], monitor: str, mode: st
     The epoch with the best ``monitor`` value (``mode`` "max" or "min") is marked in every panel.
     """
     has_lr = any(row.get("lr") is not None for row in history)
-    fig = _figure(11.0, 3.4)
+    fig = _figure(9.2, 3.3)
     axes = fig.subplots(1, 3 if has_lr else 2)
     key = monitor_key(history, monitor)
     mx, my = _series(history, key)
@@ -125,19 +131,17 @@ def training_curves(history: Sequence[Mapping[str, Any]], monitor: str, mode: st
     for i, name in enumerate(("train_loss", "val_loss")):
         x, y = _series(history, name)
         if len(x):
-            ax.plot(x, y, marker="o", ms=3, color=PALETTE[i], label=_pretty(name))
+            ax.plot(x, y, marker="o", ms=3, color=PALETTE[i], label=pretty_metric(name))
     ax.set(title="Loss", xlabel="epoch", ylabel="loss")
 
     ax = axes[1]
-    metric_keys = sorted(
-        {k for row in history for k in row if k.startswith("val_") and k != "val_loss" and k != key}
-    )
+    metric_keys = sorted({k for row in history for k in row if k.startswith("val_") and k != "val_loss" and k != key})
     if len(mx):
-        ax.plot(mx, my, marker="o", ms=4, lw=2.2, color=PALETTE[0], label=f"{_pretty(key)} (monitored)")
+        ax.plot(mx, my, marker="o", ms=4, lw=2.2, color=PALETTE[0], label=f"{pretty_metric(key)} (monitored)")
     for i, name in enumerate(metric_keys[:5]):
         x, y = _series(history, name)
         if len(x):
-            ax.plot(x, y, lw=1.2, alpha=0.8, color=PALETTE[(i + 1) % len(PALETTE)], label=_pretty(name))
+            ax.plot(x, y, lw=1.2, alpha=0.8, color=PALETTE[(i + 1) % len(PALETTE)], label=pretty_metric(name))
     ax.set(title="Validation metrics", xlabel="epoch", ylabel="value")
 
     if has_lr:
@@ -220,8 +224,8 @@ def confusion_matrix_plot(cm: np.ndarray, class_names: Sequence[str]) -> Figure:
     k = counts.shape[0]
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
-    size = min(9.0, 2.6 + 0.9 * k)
-    fig = _figure(size + 0.8, size)
+    size = min(8.0, 3.4 + 0.6 * k)
+    fig = _figure(size + 1.0, size)
     ax = fig.subplots()
     cmap = LinearSegmentedColormap.from_list("medlearn_blues", ["#f4f8fb", PALETTE[0]])
     image = ax.imshow(share * 100, cmap=cmap, vmin=0, vmax=100)
@@ -235,7 +239,7 @@ def confusion_matrix_plot(cm: np.ndarray, class_names: Sequence[str]) -> Figure:
                 f"{counts[i, j]:d}\n{share[i, j] * 100:.1f}%",
                 ha="center",
                 va="center",
-                fontsize=11 if k <= 4 else 8,
+                fontsize=11 if k <= 4 else 9 if k <= 7 else 7,
                 color="white" if dark else "#222222",
                 fontweight="bold" if i == j else "normal",
             )
@@ -262,7 +266,8 @@ def reliability_diagram(
     """
     fig = _figure(6.0, 6.0)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    top.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
+    floor = 1.0 / as_probability_matrix(probs_before).shape[1]  # top-label confidence is never lower
+    top.plot([floor, 1], [floor, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
     series = [("before scaling", probs_before, PALETTE[1])]
     if probs_after is not None:
         after = "after scaling" + (f" (T = {temperature:.2f})" if temperature is not None else "")
@@ -286,12 +291,13 @@ def reliability_diagram(
     top.set(
         title="Reliability diagram",
         ylabel="observed accuracy",
-        xlim=(0, 1.0),
+        xlim=(floor - 0.02, 1.01),
         ylim=(0, 1.02),
     )
     top.legend(loc="upper left")
-    bottom.set(xlabel="predicted confidence (probability of the predicted class)", ylabel="cases")
+    bottom.set(xlabel="predicted confidence (probability of the predicted class)", ylabel="cases (log)")
     bottom.set_yscale("symlog", linthresh=10)
+    bottom.yaxis.set_major_formatter(ScalarFormatter())
     return fig
 
 
@@ -318,7 +324,11 @@ def image_grid(
     title: str | None = None,
     cell: float = 1.9,
 ) -> Figure:
-    """Images (grey ``HxW`` scaled to its own range, or RGB) in a grid, each with a short caption."""
+    """Images in a grid, each with a short caption.
+
+    Grey ``HxW`` images with values in [0, 1] are shown on that fixed scale (so brightness is
+    comparable between images); other grey images are stretched to their own range; RGB as is.
+    """
     rows, cols = _grid_shape(len(items), ncols)
     fig = _figure(cols * cell, rows * (cell + 0.35) + (0.3 if title else 0))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
@@ -327,10 +337,12 @@ def image_grid(
     for ax, (image, caption) in zip(axes, items, strict=False):
         img, cmap = _as_display(image)
         if cmap:
-            ax.imshow(img, cmap=cmap, vmin=float(img.min()), vmax=float(img.max()) or 1.0)
+            in_unit_range = img.min() >= 0 and img.max() <= 1
+            lo, hi = (0.0, 1.0) if in_unit_range else (float(img.min()), float(img.max()))
+            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
         else:
             ax.imshow(img)
-        ax.set_title("\n".join(textwrap.wrap(str(caption), 26)[:2]), fontsize=8, fontweight="normal")
+        ax.set_title("\n".join(textwrap.wrap(str(caption), int(cell * 13))[:2]), fontsize=10, fontweight="normal")
     if title:
         fig.suptitle(title, fontweight="bold")
     return fig
@@ -338,7 +350,7 @@ def image_grid(
 
 def sample_montage(items: Sequence[tuple[np.ndarray, str]], ncols: int = 6) -> bytes:
     """A grid of example images labelled with their class (what the model was trained on)."""
-    return image_grid(items, ncols=ncols)
+    return image_grid(items, ncols=ncols, cell=1.5)
 
 
 def gradcam_grid(items: Sequence[tuple[np.ndarray, np.ndarray, str]], ncols: int = 4) -> bytes:
@@ -350,7 +362,7 @@ def gradcam_grid(items: Sequence[tuple[np.ndarray, np.ndarray, str]], ncols: int
 
 @_styled
 def histogram(
-    values: np.ndarray,
+    values: np.ndarray | None,
     title: str,
     xlabel: str,
     bins: int = 30,
@@ -364,7 +376,7 @@ def histogram(
     finite = [np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for v in data.values()]
     everything = np.concatenate(finite) if finite else np.zeros(0)
     edges = np.histogram_bin_edges(everything, bins=bins) if everything.size else bins
-    for i, (name, v) in enumerate(zip(data, finite, strict=False)):
+    for i, (name, v) in enumerate(zip(data, finite, strict=True)):
         ax.hist(v, bins=edges, alpha=0.6 if groups else 0.9, color=PALETTE[i % len(PALETTE)], label=name or None)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if groups:
