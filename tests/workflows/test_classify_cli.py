@@ -218,47 +218,15 @@ def test_training_skips_bad_images_and_reports_them(manifests, tmp_path: Path):
     rows = [(str(manifests["train"].parent / p), label) for p, label in rows]
     manifest = _write_csv(tmp_path / "with_bad.csv", [*rows, (str(truncated), "no"), (str(bomb), "yes")])
     out = tmp_path / "run"
-    code = main(
-        [
-            "classify",
-            "train",
-            "--data",
-            str(manifest),
-            "--out",
-            str(out),
-            "--model",
-            "cls-shallow",
-            "--epochs",
-            "1",
-            "--image-size",
-            "64",
-            "--quiet",
-        ]
-    )
+    short = ["--model", "cls-shallow", "--epochs", "1", "--image-size", "64", "--quiet"]
+    code = main(["classify", "train", "--data", str(manifest), "--out", str(out), *short])
     assert code == 0
     summary = json.loads((out / "data_summary.json").read_text())
     assert sorted(Path(s["path"]).name for s in summary["skipped"]) == ["bomb.png", "truncated.jpg"]
     assert "truncated.jpg" in (out / "report.html").read_text()
 
     strict_out = tmp_path / "strict"
-    code = main(
-        [
-            "classify",
-            "train",
-            "--data",
-            str(manifest),
-            "--out",
-            str(strict_out),
-            "--model",
-            "cls-shallow",
-            "--epochs",
-            "1",
-            "--image-size",
-            "64",
-            "--quiet",
-            "--strict",
-        ]
-    )
+    code = main(["classify", "train", "--data", str(manifest), "--out", str(strict_out), *short, "--strict"])
     assert code == 2
     assert not strict_out.exists()
 

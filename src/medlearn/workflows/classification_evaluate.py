@@ -108,17 +108,13 @@ def _evaluate_arrays(
     history: list[dict],
 ) -> dict:
     from medlearn.evaluation.calibration import expected_calibration_error
-    from medlearn.evaluation.classification import bootstrap_intervals, classification_metrics
+    from medlearn.evaluation.classification import metrics_with_intervals, to_jsonable
     from medlearn.report.classification import write_classification_report
 
     logits = classifier.logits(loaded.arrays)
     raw_probs = _softmax(logits)
     probs = _softmax(logits / classifier.temperature)
-    metrics = classification_metrics(labels, probs, positive=positive)
-    intervals = bootstrap_intervals(labels, probs, positive=positive, n_boot=1000, seed=0)
-    result: dict = {k: float(v) for k, v in metrics.items()}
-    for name, (low, high) in intervals.items():
-        result[f"{name}_ci"] = [float(low), float(high)]
+    result: dict = to_jsonable(metrics_with_intervals(labels, probs, positive=positive, n_boot=1000, seed=0))
     result["positive_class"] = classifier.classes[positive]
     result["ece_uncalibrated"] = float(expected_calibration_error(raw_probs, labels))
     result["ece"] = float(expected_calibration_error(probs, labels))
