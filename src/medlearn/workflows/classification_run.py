@@ -106,7 +106,8 @@ def _train_and_report(run, settings, config, data, *, quiet, resume) -> TrainOut
     from medlearn.models import create_model
     from medlearn.tasks.classification import ClassificationTask, inverse_frequency_weights
     from medlearn.workflows.classification_evaluate import report_after_training
-    from medlearn.workflows.classification_train import make_loaders, positive_of
+    from medlearn.workflows.classification_train import make_loaders
+    from medlearn.workflows.classifier import positive_index
 
     classes = data.classes
     summary = data.summary()
@@ -126,7 +127,7 @@ def _train_and_report(run, settings, config, data, *, quiet, resume) -> TrainOut
         len(classes),
         class_weights=weights,
         label_smoothing=settings.label_smoothing,
-        positive=positive_of(classes, settings),
+        positive=positive_index(classes, settings.positive),
         monitor=settings.monitor,
     )
     trainer = Trainer(task, model, train_loader, val_loader, config, run, generator=generator, quiet=quiet)

@@ -12,11 +12,9 @@ from torch.utils.data import DataLoader
 from medlearn.data.dataset import ArrayClassificationDataset
 from medlearn.data.preload import Preloaded, preload
 from medlearn.data.records import Sample
+from medlearn.data.splits import PARTS, Split
 from medlearn.errors import MedlearnError
 from medlearn.workflows.classification_settings import ClassifierSettings
-from medlearn.workflows.classifier import positive_index
-
-PARTS = ("train", "val", "test")
 
 
 @dataclass
@@ -70,7 +68,9 @@ def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSetti
     return grouped, split_samples(grouped, val=settings.val_fraction, test=settings.test_fraction, seed=seed)
 
 
-def prepare_data(split, classes: list[str], settings: ClassifierSettings, *, strict: bool, cache_dir: Path | None):
+def prepare_data(
+    split: Split, classes: list[str], settings: ClassifierSettings, *, strict: bool, cache_dir: Path | None
+):
     """Decode every image of the split once (cached on disk), keeping each part's order."""
     everything = [s for part in PARTS for s in getattr(split, part)]
     loaded = preload(everything, settings.preprocessing, cache_dir=cache_dir, strict=strict)
@@ -100,7 +100,3 @@ def make_loaders(data: PreparedData, settings: ClassifierSettings, batch_size: i
         DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(train) > batch_size),
         DataLoader(val, batch_size=max(batch_size, 128), shuffle=False),
     )
-
-
-def positive_of(classes: list[str], settings: ClassifierSettings) -> int:
-    return positive_index(classes, settings.positive)
