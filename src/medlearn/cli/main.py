@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, info_cmd
+    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, info_cmd, segment_cmd
 
-    for module in (info_cmd, data_cmd, classify_cmd, demo_cmd):
+    for module in (info_cmd, data_cmd, classify_cmd, segment_cmd, demo_cmd):
         module.register(app)
 
 

@@ -110,3 +110,33 @@ def _resolve(base: Path, value: str) -> Path:
 def _is_dicom_series(folder: Path) -> bool:
     """A folder counts as one image when it holds DICOM files (a series)."""
     return any(p.is_file() and p.name.lower().endswith((".dcm", ".dicom")) for p in folder.iterdir())
+
+
+def pairs_from_folder(folder: str | Path) -> list[Sample]:
+    """Segmentation pairs from ``images/`` and ``masks/`` (or ``labels/``) holding files of the same names."""
+    folder = Path(folder)
+    images = folder / "images"
+    masks = next((folder / n for n in ("masks", "labels") if (folder / n).is_dir()), None)
+    if not images.is_dir() or masks is None:
+        raise MedlearnError("expected sub-folders images/ and masks/ (or labels/) with matching file names", folder)
+    pairs, unmatched = [], []
+    for image in sorted(p for p in images.iterdir() if is_image_file(p)):
+        mask = masks / image.name
+        (pairs if mask.exists() else unmatched).append(Sample(path=image, target=mask) if mask.exists() else image)
+    if unmatched:
+        raise MedlearnError(
+            f"{len(unmatched)} images have no mask of the same name (first: {unmatched[0].name})", masks
+        )
+    if not pairs:
+        raise MedlearnError("no images in images/", folder)
+    return pairs
+
+
+def load_pairs(source: str | Path) -> list[Sample]:
+    """Image/mask pairs from a CSV (``image,mask``) or a folder with ``images/`` and ``masks/``."""
+    path = Path(source)
+    samples = samples_from_csv(path) if path.suffix.lower() == ".csv" else pairs_from_folder(path)
+    missing = [s for s in samples if s.target is None]
+    if missing:
+        raise MedlearnError(f"{len(missing)} rows have no mask (a 'mask' column is required)", source)
+    return samples

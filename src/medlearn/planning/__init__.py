@@ -1,0 +1,1 @@
+"""Self-configuration in the manner of nnU-Net: dataset fingerprint -> plan (spacing, patch, batch, depth)."""

@@ -1,0 +1,116 @@
+"""From a dataset fingerprint to a segmentation plan, with nnU-Net's rules adapted to a CPU budget.
+
+- target spacing: the median spacing; on strongly anisotropic data (ratio > 3) the coarse axis takes
+  the 10th percentile of its spacings, as nnU-Net does, so thin-slice cases are not thrown away;
+- 2D or 3D: 2D images -> 2D; volumes whose slices are more than 3x thicker than their in-plane
+  spacing are segmented slice by slice (2D), other volumes in 3D;
+- patch: the median resampled shape, shrunk along its longest axis until it fits the voxel budget
+  (2D 256x256, 3D 64^3 on a CPU), each side a multiple of 2**depth;
+- depth: down-sampling stages until the smallest patch side reaches 8 (at most 5);
+- batch: as many 2D patches as fit 2**20 pixels (2-32); 2 for 3D;
+- normalisation: CT clipped to the foreground's 0.5-99.5 percentiles and z-scored with the
+  foreground mean/std (HU mean something across cases); everything else z-scored per case.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from medlearn.errors import MedlearnError
+from medlearn.planning.fingerprint import DatasetFingerprint
+
+ANISOTROPY_RATIO = 3.0
+VOXEL_BUDGET = {2: 256 * 256, 3: 64**3}
+MAX_DEPTH = 5
+MIN_BOTTLENECK = 8
+
+
+@dataclass
+class SegmentationPlan:
+    spatial_dims: int
+    target_spacing: list[float]
+    patch_size: list[int]
+    batch_size: int
+    depth: int
+    normalization: str
+    normalization_params: dict = field(default_factory=dict)
+    labels: list[int] = field(default_factory=list)
+    median_shape: list[int] = field(default_factory=list)
+    slice_axis: int | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict) -> SegmentationPlan:
+        """A copy with user overrides (CLI ``--set key=value`` or config), checked for unknown keys."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise MedlearnError(f"unknown plan settings {unknown}; known: {sorted(known)}")
+        plan = replace(self, **overrides)
+        if len(plan.patch_size) != plan.spatial_dims:
+            raise MedlearnError(f"patch_size {plan.patch_size} does not have {plan.spatial_dims} sides")
+        if any(side % 2**plan.depth for side in plan.patch_size):
+            raise MedlearnError(f"each patch side must be a multiple of 2**depth = {2**plan.depth}")
+        return plan
+
+
+def make_plan(fp: DatasetFingerprint) -> SegmentationPlan:
+    spacings, shapes = fp.spacings, fp.shapes
+    target = np.median(spacings, axis=0)
+    coarse = int(np.argmax(target))
+    anisotropic = fp.spatial_dims == 3 and target[coarse] > ANISOTROPY_RATIO * np.min(target)
+    if anisotropic:
+        target[coarse] = np.percentile(spacings[:, coarse], 10)
+    resampled = np.median(shapes * spacings / target, axis=0)
+    if anisotropic:  # slice by slice: the network sees the two fine axes
+        network_dims, slice_axis = 2, coarse
+        in_plane = [axis for axis in range(3) if axis != coarse]
+        patch_source, patch_spacing = resampled[in_plane], target[in_plane]
+    else:
+        network_dims, slice_axis = fp.spatial_dims, None
+        patch_source, patch_spacing = resampled, target
+    patch, depth = _patch_and_depth(patch_source, patch_spacing, VOXEL_BUDGET[network_dims])
+    batch = int(np.clip(2**20 // math.prod(patch), 2, 32)) if network_dims == 2 else 2
+    stats = fp.foreground_intensity
+    if fp.modality == "CT":
+        normalization = "ct"
+        params = {
+            "clip_low": stats["percentile_00_5"],
+            "clip_high": stats["percentile_99_5"],
+            "mean": stats["mean"],
+            "std": max(stats["std"], 1e-6),
+        }
+    else:
+        normalization, params = "zscore", {}
+    return SegmentationPlan(
+        spatial_dims=network_dims,
+        target_spacing=[float(s) for s in target],
+        patch_size=patch,
+        batch_size=batch,
+        depth=depth,
+        normalization=normalization,
+        normalization_params=params,
+        labels=list(fp.labels),
+        median_shape=[int(round(s)) for s in resampled],
+        slice_axis=slice_axis,
+    )
+
+
+def _patch_and_depth(shape: np.ndarray, spacing: np.ndarray, budget: int) -> tuple[list[int], int]:
+    """Shrink the largest physical side until the patch fits ``budget``, then round to 2**depth."""
+    patch = np.maximum(np.asarray(shape, dtype=float), 1.0)
+    while np.prod(patch) > budget:
+        axis = int(np.argmax(patch * spacing))
+        patch[axis] *= 0.9
+    depth = int(np.clip(math.floor(math.log2(max(patch.min(), 1) / MIN_BOTTLENECK)), 1, MAX_DEPTH))
+    step = 2**depth
+    sides = [max(step, int(side // step) * step) for side in patch]
+    return sides, depth

@@ -1,0 +1,107 @@
+"""Fingerprint and plan on the real volumes and images of ../shared/data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medlearn.cli.main import main
+from medlearn.data.records import Sample
+from medlearn.errors import MedlearnError
+from medlearn.planning.fingerprint import fingerprint
+from medlearn.planning.plan import make_plan
+
+
+def _pairs(shared: Path, *cases: str) -> list[Sample]:
+    root = shared / "pyradiomics"
+    return [Sample(root / f"{c}_image.nrrd", target=root / f"{c}_label.nrrd") for c in cases]
+
+
+def test_anisotropic_mr_volumes_are_planned_slice_by_slice(shared_data):
+    fp = fingerprint(_pairs(shared_data, "brain1", "brain2"))
+    assert [c.shape for c in fp.cases] == [(256, 256, 25), (256, 256, 23)]
+    assert fp.cases[0].label_voxels[1] == 4137 and fp.cases[1].label_voxels[1] == 453
+    assert fp.class_frequencies()[1] == pytest.approx((4137 + 453) / (256 * 256 * 48))
+    plan = make_plan(fp)
+    assert plan.spatial_dims == 2 and plan.slice_axis == 2  # 6.5 mm slices, 0.78 mm in plane
+    assert plan.target_spacing == pytest.approx([0.78125, 0.78125, 6.5])
+    assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
+    assert plan.normalization == "zscore" and plan.labels == [0, 1]
+
+
+def test_ct_gets_foreground_clipping_and_isotropic_data_a_3d_plan(shared_data):
+    fp = fingerprint(_pairs(shared_data, "lung1", "lung2"), modality="CT")
+    plan = make_plan(fp)
+    params = plan.normalization_params
+    assert plan.normalization == "ct"
+    assert params["clip_low"] < params["mean"] < params["clip_high"]
+    assert -1100 < params["clip_low"] < params["clip_high"] < 3000  # Hounsfield units
+
+
+def test_isotropic_volume_gets_a_3d_patch_within_the_cpu_budget(shared_data):
+    root = shared_data / "mni152"
+    t1 = root / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    gm = root / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
+    plan = make_plan(fingerprint([Sample(t1, target=gm)]))
+    assert plan.spatial_dims == 3 and plan.slice_axis is None
+    assert np.prod(plan.patch_size) <= 64**3
+    assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
+
+
+def test_mask_with_other_geometry_is_an_error_naming_it(tmp_path: Path):
+    image, mask = tmp_path / "img.nii.gz", tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), image)
+    shifted = np.eye(4)
+    shifted[0, 3] = 5.0
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.uint8), shifted), mask)
+    with pytest.raises(MedlearnError, match="geometry") as error:
+        fingerprint([Sample(image, target=mask)])
+    assert "mask.nii.gz" in str(error.value)
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 5), np.uint8), np.eye(4)), mask)
+    with pytest.raises(MedlearnError, match="shape"):
+        fingerprint([Sample(image, target=mask)])
+
+
+def test_overrides_are_checked(shared_data):
+    plan = make_plan(fingerprint(_pairs(shared_data, "breast1")))
+    assert plan.with_overrides({"batch_size": 3}).batch_size == 3
+    with pytest.raises(MedlearnError, match="unknown plan settings"):
+        plan.with_overrides({"batchsize": 3})
+    with pytest.raises(MedlearnError, match="multiple"):
+        plan.with_overrides({"patch_size": [30] * plan.spatial_dims})
+
+
+def test_segment_plan_cli_on_2d_nuclei(shared_data, tmp_path: Path):
+    manifest = tmp_path / "pairs.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "mask"])
+        writer.writerow([shared_data / "nuclei-dsb2018/img2d.tif", shared_data / "nuclei-dsb2018/mask2d.tif"])
+    out = tmp_path / "plan.json"
+    assert main(["segment", "plan", str(manifest), "--json", str(out), "--set", "batch_size=8"]) == 0
+    written = json.loads(out.read_text())
+    assert written["plan"]["spatial_dims"] == 2 and written["plan"]["batch_size"] == 8
+    patch = written["plan"]["patch_size"]
+    assert patch[0] == patch[1] and 128 < patch[0] <= 256  # 512x512 shrunk to the 2D budget of 256^2 pixels
+    assert len(written["fingerprint"]["labels"]) > 2  # instance ids of the nuclei
+    assert main(["segment", "plan", str(manifest), "--set", "nonsense"]) == 2
+
+
+def test_pairs_from_folder_match_by_name(shared_data, tmp_path: Path):
+    from medlearn.data.sources import load_pairs
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    nuclei = shared_data / "nuclei-dsb2018"
+    (tmp_path / "images" / "a.tif").write_bytes((nuclei / "img2d.tif").read_bytes())
+    (tmp_path / "masks" / "a.tif").write_bytes((nuclei / "mask2d.tif").read_bytes())
+    (pair,) = load_pairs(tmp_path)
+    assert pair.path.name == "a.tif" and pair.target == tmp_path / "masks" / "a.tif"
+    (tmp_path / "images" / "b.tif").write_bytes((nuclei / "img2d.tif").read_bytes())
+    with pytest.raises(MedlearnError, match="no mask of the same name"):
+        load_pairs(tmp_path)
