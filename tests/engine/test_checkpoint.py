@@ -44,9 +44,7 @@ def test_round_trip_restores_weights_and_state(tmp_path):
     assert state["epoch"] == 3 and state["history"] == [{"a": 1.0}]
     restored = torch.optim.AdamW(other.parameters(), lr=0.1)
     restored.load_state_dict(state["optimizer"])
-    assert torch.equal(
-        restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
-    )
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
     assert read_metadata(tmp_path / "last" / "model.safetensors")["epoch"] == "3"
 
 

@@ -32,9 +32,7 @@ class NoisyBlobs(Dataset):
     def __init__(self, n: int = 64, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed)
         self.labels = torch.arange(n) % 2
-        self.images = (
-            torch.randn(n, 1, 8, 8, generator=generator) * 0.5 + self.labels.view(-1, 1, 1, 1).float()
-        )
+        self.images = torch.randn(n, 1, 8, 8, generator=generator) * 0.5 + self.labels.view(-1, 1, 1, 1).float()
 
     def __len__(self) -> int:
         return len(self.labels)

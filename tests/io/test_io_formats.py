@@ -49,9 +49,7 @@ def test_nifti_mni152_uses_nibabel_affine(shared_data: Path) -> None:
     np.testing.assert_allclose(image.affine, reference.affine)
     assert image.spacing == pytest.approx(reference.header.get_zooms()[:3])
     assert image.modality == "MR" and describe(image)["orientation"] == "RAS"
-    np.testing.assert_array_equal(
-        image.array[0, ::20, ::20, ::20], np.asanyarray(reference.dataobj)[::20, ::20, ::20]
-    )
+    np.testing.assert_array_equal(image.array[0, ::20, ::20, ::20], np.asanyarray(reference.dataobj)[::20, ::20, ::20])
 
 
 def test_uint16_tiff_nuclei(shared_data: Path) -> None:

@@ -66,9 +66,7 @@ def test_unknown_suffix(tmp_path: Path) -> None:
     _fails_fast(tmp_path / "scan.xyz", "unknown image format")
 
 
-@pytest.mark.parametrize(
-    ("suffix", "problem"), [(".dcm", "not a DICOM"), (".nii", "NIfTI"), (".png", "not an image")]
-)
+@pytest.mark.parametrize(("suffix", "problem"), [(".dcm", "not a DICOM"), (".nii", "NIfTI"), (".png", "not an image")])
 def test_random_bytes_with_an_image_suffix(tmp_path: Path, suffix: str, problem: str) -> None:
     path = tmp_path / f"noise{suffix}"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())

@@ -67,9 +67,7 @@ def test_mr_zscore_over_a_mask_zeroes_the_background() -> None:
     array[~mask] = 0
     for out in (mr_normalize(array, mask=mask), mr_normalize(array, nonzero=True)):
         assert np.all(out[~mask] == 0)
-        assert out[mask].mean() == pytest.approx(0, abs=1e-4) and out[mask].std() == pytest.approx(
-            1, abs=1e-3
-        )
+        assert out[mask].mean() == pytest.approx(0, abs=1e-4) and out[mask].std() == pytest.approx(1, abs=1e-3)
 
 
 def test_display_scaling_is_16_bit_aware(shared_data: Path) -> None:
@@ -121,9 +119,7 @@ def test_resample_mask_with_nearest_keeps_labels(shared_data: Path) -> None:
     out = resample_to_spacing(mask, 2.0, order=0)
     assert out.array.dtype == mask.array.dtype
     assert set(np.unique(out.array)) <= set(np.unique(mask.array))
-    assert out.spatial_shape == tuple(
-        round(n * s / 2.0) for n, s in zip(mask.spatial_shape, mask.spacing, strict=True)
-    )
+    assert out.spatial_shape == tuple(round(n * s / 2.0) for n, s in zip(mask.spatial_shape, mask.spacing, strict=True))
     # the lesion keeps its physical volume within a voxel-rounding tolerance
     before = (mask.array > 0).sum() * np.prod(mask.spacing)
     after = (out.array > 0).sum() * 8.0

@@ -20,9 +20,7 @@ def test_each_tract_sees_its_resolution():
     model = create_model("cls-multires", resolutions=(1, 2, 4), depth=3).eval()
     shapes = {}
     for index, tract in enumerate(model.tracts):
-        tract.features.register_forward_hook(
-            lambda _m, _i, out, index=index: shapes.__setitem__(index, out.shape)
-        )
+        tract.features.register_forward_hook(lambda _m, _i, out, index=index: shapes.__setitem__(index, out.shape))
     x, _ = inputs()
     with torch.no_grad():
         model(x)

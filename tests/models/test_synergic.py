@@ -49,8 +49,7 @@ def test_forward_is_log_of_averaged_component_probabilities():
     with torch.no_grad():
         logits = model(x)
         probs = [
-            F.softmax(head(component(x)), dim=1)
-            for component, head in zip(model.components, model.heads, strict=True)
+            F.softmax(head(component(x)), dim=1) for component, head in zip(model.components, model.heads, strict=True)
         ]
     torch.testing.assert_close(logits.softmax(dim=1), torch.stack(probs).mean(dim=0))
     torch.testing.assert_close(logits.exp().sum(dim=1), torch.ones(len(x)))
@@ -78,10 +77,7 @@ def test_training_loss_is_component_losses_plus_weighted_synergic_loss():
     assert len(model.synergic) == 3  # one synergic network per pair of components
     x, y = inputs()
     criterion = nn.CrossEntropyLoss()
-    plain = sum(
-        criterion(head(component(x)), y)
-        for component, head in zip(model.components, model.heads, strict=True)
-    )
+    plain = sum(criterion(head(component(x)), y) for component, head in zip(model.components, model.heads, strict=True))
     model.synergic_weight = 0.0
     torch.testing.assert_close(model.training_loss(x, y, criterion)[0], plain)
     model.synergic_weight = 3.0
@@ -93,9 +89,7 @@ def test_training_loss_is_component_losses_plus_weighted_synergic_loss():
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in part.parameters())
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "problem"), [({"n_components": 1}, "at least 2"), ({"backbone": "vgg"}, "ResNet")]
-)
+@pytest.mark.parametrize(("kwargs", "problem"), [({"n_components": 1}, "at least 2"), ({"backbone": "vgg"}, "ResNet")])
 def test_bad_configuration_is_a_user_error(kwargs, problem):
     with pytest.raises(MedlearnError, match=problem):
         create_model("cls-synergic", **kwargs)

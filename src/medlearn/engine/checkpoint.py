@@ -77,9 +77,7 @@ def load_training_state(directory: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, unpickling refusal, ...
-        raise MedlearnError(
-            f"checkpoint state is corrupt or truncated ({_first_line(error)})", path
-        ) from None
+        raise MedlearnError(f"checkpoint state is corrupt or truncated ({_first_line(error)})", path) from None
     if not isinstance(state, dict) or "epoch" not in state:
         raise MedlearnError("checkpoint state is not a medlearn training state", path)
     return state
@@ -134,11 +132,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     problems = _architecture_problems(model, tensors)
     if problems:
         built = type(model).__name__
-        origin = (
-            f" (saved from {saved_class}, loading into {built})"
-            if saved_class and saved_class != built
-            else ""
-        )
+        origin = f" (saved from {saved_class}, loading into {built})" if saved_class and saved_class != built else ""
         raise MedlearnError(f"checkpoint does not match the model architecture{origin}: {problems}", path)
     model.load_state_dict(tensors, strict=False)
     return model
@@ -180,9 +174,7 @@ def _shared_names(state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
             continue
         key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
         groups.setdefault(key, []).append(name)
-    return {
-        name: [n for n in names if n != name] for names in groups.values() if len(names) > 1 for name in names
-    }
+    return {name: [n for n in names if n != name] for names in groups.values() if len(names) > 1 for name in names}
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -65,27 +65,21 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
         _check(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0", self.warmup_epochs)
         _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be between 0 and 1", self.min_lr_ratio)
-        _check(
-            self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null", self.grad_clip
-        )
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null", self.grad_clip)
         _check(
             self.early_stopping_patience is None or self.early_stopping_patience >= 1,
             "early_stopping_patience",
             "must be >= 1 or null",
             self.early_stopping_patience,
         )
-        _check(
-            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be > 0", self.max_minutes
-        )
+        _check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be > 0", self.max_minutes)
         _check(
             self.precision in PRECISIONS,
             "precision",
             f"must be one of {', '.join(PRECISIONS)}",
             self.precision,
         )
-        _check(
-            self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1", self.num_threads
-        )
+        _check(self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1", self.num_threads)
         _check(self.eval_every >= 1, "eval_every", "must be at least 1", self.eval_every)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +102,7 @@ class TrainConfig:
             hint = hint or difflib.get_close_matches(str(unknown[0]), known, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise MedlearnError(
-                f"unknown training setting(s) {', '.join(map(repr, unknown))}{suggestion}; "
-                f"known: {', '.join(known)}",
+                f"unknown training setting(s) {', '.join(map(repr, unknown))}{suggestion}; known: {', '.join(known)}",
                 source,
             )
         try:

@@ -39,9 +39,7 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     return "bf16" if bf16_supported() else "fp32"
 
 
-def autocast_context(
-    precision: str = "auto", device: torch.device | str = "cpu"
-) -> contextlib.AbstractContextManager:
+def autocast_context(precision: str = "auto", device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
     """``torch.autocast`` in bf16 when ``precision`` resolves to bf16, else a no-op context."""
     device_type = torch.device(device).type
     if resolve_precision(precision, device) == "bf16":

@@ -27,9 +27,7 @@ TIMING_FIELDS = ("seconds", "samples_per_second")
 class TrainingProgress:
     """Per-batch live display and per-epoch summary lines for one ``fit``."""
 
-    def __init__(
-        self, *, quiet: bool = False, console: Console | None = None, live: bool | None = None
-    ) -> None:
+    def __init__(self, *, quiet: bool = False, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or Console(soft_wrap=True)
         self.quiet = quiet
         self.live = not quiet and (self.console.is_terminal if live is None else live)
@@ -88,9 +86,7 @@ class TrainingProgress:
                 speed=f"{self._samples / elapsed:.0f}",
             )
 
-    def end_epoch(
-        self, row: Mapping[str, Any], *, best: bool = False, eta_seconds: float | None = None
-    ) -> None:
+    def end_epoch(self, row: Mapping[str, Any], *, best: bool = False, eta_seconds: float | None = None) -> None:
         """Print and log the epoch's summary line."""
         monitor_key = f"val_{self._monitor}" if self._monitor else None
         if monitor_key and monitor_key in row:

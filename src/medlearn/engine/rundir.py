@@ -51,8 +51,7 @@ class RunDir:
         existing = run.existing_run_marker()
         if existing is not None:
             raise MedlearnError(
-                f"a run already exists here ({existing.relative_to(run.path)} exists); "
-                "use --resume or another --out",
+                f"a run already exists here ({existing.relative_to(run.path)} exists); use --resume or another --out",
                 run.path,
             )
         if run.path.exists() and not run.path.is_dir():

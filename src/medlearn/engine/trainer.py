@@ -138,9 +138,7 @@ class Trainer:
         try:
             self._prepare(resume)
             with self.run.log_to_file():
-                self.progress.start(
-                    self.config.epochs, self.task.monitor if self.val_loader is not None else None
-                )
+                self.progress.start(self.config.epochs, self.task.monitor if self.val_loader is not None else None)
                 try:
                     self.progress.note(self._setup_line(resume))
                     reason = self._loop()
@@ -173,9 +171,7 @@ class Trainer:
             over_budget = budget.exceeded()
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train["train_loss"]}
             improved = self._validate_into(row, epoch, force=over_budget)
-            row.update(
-                lr=train["lr"], seconds=time.perf_counter() - started, samples_per_second=train["speed"]
-            )
+            row.update(lr=train["lr"], seconds=time.perf_counter() - started, samples_per_second=train["speed"])
             self.history.append(row)
             self.epoch = epoch
             self._save(row, improved)
@@ -213,9 +209,7 @@ class Trainer:
             samples += result.batch_size
             self.progress.advance(result.batch_size, loss)
         if samples == 0:
-            raise MedlearnError(
-                "the training data loader yielded no batches (too few samples for the batch size?)"
-            )
+            raise MedlearnError("the training data loader yielded no batches (too few samples for the batch size?)")
         seconds = max(time.perf_counter() - started, 1e-9)
         return {"train_loss": loss_sum / samples, "lr": lr, "speed": samples / seconds}
 
@@ -243,9 +237,7 @@ class Trainer:
                 outputs.append(to_cpu_float(self.task.validation_step(self.forward_model, batch)))
         metrics = self.task.validation_metrics(outputs)
         if self.task.monitor not in metrics:
-            raise ValueError(
-                f"validation_metrics returned {sorted(metrics)} without the monitor {self.task.monitor!r}"
-            )
+            raise ValueError(f"validation_metrics returned {sorted(metrics)} without the monitor {self.task.monitor!r}")
         return {name: float(value) for name, value in metrics.items()}
 
     def _stop_reason(self, epoch: int, over_budget: bool) -> str | None:

@@ -14,9 +14,7 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 def channels_identical(array: np.ndarray) -> bool:
     """True for a channel-first 3-channel array whose channels are equal (grey stored as RGB)."""
-    return array.shape[0] == 3 and bool(
-        np.array_equal(array[0], array[1]) and np.array_equal(array[0], array[2])
-    )
+    return array.shape[0] == 3 and bool(np.array_equal(array[0], array[1]) and np.array_equal(array[0], array[2]))
 
 
 def to_grey(image: MedicalImage) -> MedicalImage:

@@ -42,9 +42,7 @@ def describe(image: MedicalImage) -> dict[str, Any]:
             "max": _num(values.max()),
             "mean": _num(values.mean(dtype=np.float64)),
         },
-        "rescale": None
-        if image.rescale is None
-        else {"slope": image.rescale[0], "intercept": image.rescale[1]},
+        "rescale": None if image.rescale is None else {"slope": image.rescale[0], "intercept": image.rescale[1]},
     }
     summary.update({key: image.tags[key] for key in _REPORTED_TAGS if key in image.tags})
     dicom = image.tags.get("dicom")

@@ -59,9 +59,7 @@ def read_dicom(path: Path, series_uid: str | None = None) -> MedicalImage:
         return _read_series(path, series_uid)
     header = _read_header(path)
     if series_uid and header.get("SeriesInstanceUID") != series_uid:
-        raise ImageReadError(
-            f"file belongs to series {header.get('SeriesInstanceUID')}, not {series_uid}", path
-        )
+        raise ImageReadError(f"file belongs to series {header.get('SeriesInstanceUID')}, not {series_uid}", path)
     return _read_file(path, header)
 
 
@@ -226,9 +224,7 @@ def _stack(iop: np.ndarray, positions: list[np.ndarray], path: Path) -> tuple[np
     return order, step, irregular
 
 
-def _affine(
-    iop: np.ndarray, spacing: np.ndarray, origin: np.ndarray | None, step: float | None
-) -> np.ndarray:
+def _affine(iop: np.ndarray, spacing: np.ndarray, origin: np.ndarray | None, step: float | None) -> np.ndarray:
     """RAS affine for a 2D slice (rows, cols) or, with ``step``, a volume (cols, rows, slices)."""
     along_row, along_col = iop[:3], iop[3:]  # directions of increasing column / row index
     origin = np.zeros(3) if origin is None else origin
@@ -351,9 +347,7 @@ def _choose_series(folder: Path, series_uid: str | None) -> list[tuple[Path, Dat
         groups[str(ds.get("SeriesInstanceUID", "unknown"))].append((path, ds))
     if series_uid is not None:
         if series_uid not in groups:
-            raise ImageReadError(
-                f"no series {series_uid} in folder; found: {_series_listing(groups)}", folder
-            )
+            raise ImageReadError(f"no series {series_uid} in folder; found: {_series_listing(groups)}", folder)
         return groups[series_uid]
     if len(groups) > 1:
         raise ImageReadError(

@@ -50,9 +50,7 @@ def check_finite(array: np.ndarray, path: str | Path) -> None:
     if np.issubdtype(array.dtype, np.inexact):
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         if bad:
-            raise NonFiniteImageError(
-                f"{bad} of {array.size} pixel values are not finite (NaN or infinite)", path
-            )
+            raise NonFiniteImageError(f"{bad} of {array.size} pixel values are not finite (NaN or infinite)", path)
 
 
 def _problem(error: Exception) -> str:

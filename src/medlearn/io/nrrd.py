@@ -55,9 +55,7 @@ def read_nrrd(path: Path) -> MedicalImage:
         axes = [directions[a] * flips[: directions.shape[1]] for a in spatial]
     else:
         spacings = header.get("spacings")
-        steps = [
-            float(spacings[a]) if spacings is not None and np.isfinite(spacings[a]) else 1.0 for a in spatial
-        ]
+        steps = [float(spacings[a]) if spacings is not None and np.isfinite(spacings[a]) else 1.0 for a in spatial]
         axes = [np.eye(3)[i] * s for i, s in enumerate(steps)]
     axes = [np.pad(a, (0, 3 - len(a))) for a in axes]
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)

@@ -52,9 +52,7 @@ def _read_tiff(path: Path) -> np.ndarray:
     channel = next((i for i, axis in enumerate(axes) if axis in "SC"), None)
     array = array[None] if channel is None else np.moveaxis(array, channel, 0)
     if array.ndim - 1 > 3:
-        raise ImageReadError(
-            f"TIFF with axes {axes!r} {array.shape} is not supported (at most 3 spatial)", path
-        )
+        raise ImageReadError(f"TIFF with axes {axes!r} {array.shape} is not supported (at most 3 spatial)", path)
     return array
 
 
@@ -86,9 +84,7 @@ def _png_pixels(image: MedicalImage, path: Path) -> np.ndarray:
         array = array.astype(np.uint8)
     if array.dtype not in (np.uint8, np.uint16):
         if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 65535:
-            raise MedlearnError(
-                f"PNG stores 8/16-bit unsigned integers; scale this {array.dtype} image first", path
-            )
+            raise MedlearnError(f"PNG stores 8/16-bit unsigned integers; scale this {array.dtype} image first", path)
         array = array.astype(np.uint8 if array.max() <= 255 else np.uint16)
     if image.channels == 3 and array.dtype != np.uint8:
         raise MedlearnError("RGB PNG is written 8-bit only; convert the image to uint8 first", path)

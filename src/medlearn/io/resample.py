@@ -23,17 +23,13 @@ def _target(image: MedicalImage, spacing: float | Sequence[float | None]) -> np.
     wanted = [spacing] * ndim if np.isscalar(spacing) else list(spacing)
     if len(wanted) != ndim:
         raise MedlearnError(f"need {ndim} spacings for a {ndim}D image, got {len(wanted)}", image.source)
-    target = np.array(
-        [old if new is None else float(new) for old, new in zip(image.spacing, wanted, strict=True)]
-    )
+    target = np.array([old if new is None else float(new) for old, new in zip(image.spacing, wanted, strict=True)])
     if np.any(target <= 0):
         raise MedlearnError(f"spacing must be positive, got {tuple(target)}", image.source)
     return target
 
 
-def resample_to_spacing(
-    image: MedicalImage, spacing: float | Sequence[float | None], order: int = 1
-) -> MedicalImage:
+def resample_to_spacing(image: MedicalImage, spacing: float | Sequence[float | None], order: int = 1) -> MedicalImage:
     """A new image with the given spacing (mm; ``None`` keeps an axis) via spline interpolation.
 
     ``order=0`` (nearest) keeps the dtype and label values; higher orders return float32.

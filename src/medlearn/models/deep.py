@@ -26,17 +26,13 @@ RESNETS: dict[str, Callable[..., nets.ResNet]] = {
 }
 
 
-def build_resnet(
-    arch: str, in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs
-) -> nets.ResNet:
+def build_resnet(arch: str, in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs) -> nets.ResNet:
     """A MONAI ResNet with a stride-2 stem and ``gradcam_layer = "layer4"`` (its last residual stage)."""
     check_spatial_dims(spatial_dims)
     if arch not in RESNETS:
         raise MedlearnError(f"unknown ResNet {arch!r}; choose one of {', '.join(RESNETS)}")
     kwargs.setdefault("conv1_t_stride", 2)
-    model = RESNETS[arch](
-        spatial_dims=spatial_dims, n_input_channels=in_channels, num_classes=num_classes, **kwargs
-    )
+    model = RESNETS[arch](spatial_dims=spatial_dims, n_input_channels=in_channels, num_classes=num_classes, **kwargs)
     model.gradcam_layer = "layer4"
     return model
 
@@ -48,28 +44,20 @@ def resnet10(in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, 
     return build_resnet("resnet10", in_channels, num_classes, spatial_dims, **kwargs)
 
 
-@register_model(
-    "resnet18", task="classification", summary="ResNet-18 (MONAI, stride-2 stem): deep CNN baseline"
-)
+@register_model("resnet18", task="classification", summary="ResNet-18 (MONAI, stride-2 stem): deep CNN baseline")
 def resnet18(in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs) -> nn.Module:
     return build_resnet("resnet18", in_channels, num_classes, spatial_dims, **kwargs)
 
 
-@register_model(
-    "resnet34", task="classification", summary="ResNet-34 (MONAI, stride-2 stem): deeper baseline"
-)
+@register_model("resnet34", task="classification", summary="ResNet-34 (MONAI, stride-2 stem): deeper baseline")
 def resnet34(in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs) -> nn.Module:
     return build_resnet("resnet34", in_channels, num_classes, spatial_dims, **kwargs)
 
 
-@register_model(
-    "densenet121", task="classification", summary="DenseNet-121 (MONAI): dense-connectivity baseline"
-)
+@register_model("densenet121", task="classification", summary="DenseNet-121 (MONAI): dense-connectivity baseline")
 def densenet121(in_channels: int = 1, num_classes: int = 2, spatial_dims: int = 2, **kwargs) -> nn.Module:
     """MONAI DenseNet-121; Grad-CAM uses ``class_layers.relu``, the activated last dense block output."""
     check_spatial_dims(spatial_dims)
-    model = nets.DenseNet121(
-        spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kwargs
-    )
+    model = nets.DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kwargs)
     model.gradcam_layer = "class_layers.relu"
     return model

@@ -74,9 +74,7 @@ class MultiResolutionCNN(nn.Module):
         sizes = [tract.out_features for tract in self.tracts]
         self.classifier = nn.Linear(sum(sizes), num_classes)
         multi = len(resolutions) > 1
-        self.aux_classifiers = (
-            nn.ModuleList(nn.Linear(size, num_classes) for size in sizes) if multi else None
-        )
+        self.aux_classifiers = nn.ModuleList(nn.Linear(size, num_classes) for size in sizes) if multi else None
         # Grad-CAM on the finest tract (sharpest map; coarse tracts add context), at the last conv of
         # its last stage, whose input carries gradient so PyTorch's full backward hook fires cleanly.
         finest = resolutions.index(min(resolutions))

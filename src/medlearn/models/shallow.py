@@ -58,9 +58,7 @@ class ShallowCNN(nn.Module):
         super().__init__()
         check_spatial_dims(spatial_dims)
         if depth < 1 or width < 1:
-            raise MedlearnError(
-                f"cls-shallow needs depth >= 1 and width >= 1, got depth={depth}, width={width}"
-            )
+            raise MedlearnError(f"cls-shallow needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
         max_pool = Pool[Pool.MAX, spatial_dims]
         stages: list[nn.Module] = []
         channels = in_channels
