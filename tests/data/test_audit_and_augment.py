@@ -53,3 +53,15 @@ def test_radiographs_are_never_flipped_left_right():
         seed_augmentation(transform, seed)
         out = torch.as_tensor(transform(image))
         assert out[0, :, :32].mean() > out[0, :, -32:].mean() + 0.3
+
+
+def test_volumes_are_never_flipped_head_to_foot():
+    """In a volume the left-right axis is the first one (RAS i); the slice axis must keep its direction."""
+    volume = torch.zeros(1, 32, 32, 32)
+    volume[..., :10] = 1.0  # bright slab at the feet end
+    transform = build_augmentation("MR", spatial_dims=3)
+    for seed in range(12):
+        seed_augmentation(transform, seed)
+        out = torch.as_tensor(transform(volume))
+        assert out.shape == volume.shape
+        assert out[..., :16].mean() > out[..., 16:].mean() + 0.05

@@ -71,3 +71,36 @@ def test_br35h_exact_pair_and_near_duplicates(br35h_root):
     assert exact == [["no355.jpg", "no532.jpg"]]
     assert len(report.groups) > 300  # hundreds of near-duplicate groups
     assert all(len({samples[i].label for i in g}) == 1 for g in report.groups)  # never across classes
+
+
+def test_sixteen_bit_images_are_rescaled_not_clipped(planted, tmp_path: Path):
+    """16-bit pixels above 255 must not saturate: distinct 16-bit images stay apart, and a 16-bit
+    copy of an 8-bit image still joins it."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "deep" / "x"
+    folder.mkdir(parents=True)
+    first, second = planted["chosen"]["no"][:2]
+    for source in (first, second):
+        with Image.open(source) as image:
+            grey = np.asarray(image.convert("L"), dtype=np.uint16) * 16  # 12-bit range, as X-ray PNGs
+        Image.fromarray(grey).save(folder / f"{source.stem}_16.png")
+    (folder / first.name).write_bytes(first.read_bytes())
+    samples = samples_from_folder(tmp_path / "deep")
+    with Image.open(folder / f"{second.stem}_16.png") as stored:
+        assert stored.mode.startswith("I") and np.asarray(stored).max() > 255  # really 16-bit pixels
+    report = find_duplicate_groups(samples, cache_dir=tmp_path / "cache")
+    grouped = [sorted(samples[i].path.name for i in g) for g in report.groups]
+    assert grouped == [sorted([first.name, f"{first.stem}_16.png"])]
+    assert report.exact_groups == []
+
+
+def test_assign_groups_reuses_a_given_report(planted, tmp_path: Path, monkeypatch):
+    samples = samples_from_folder(planted["root"])
+    report = find_duplicate_groups(samples, cache_dir=tmp_path)
+    monkeypatch.setattr(dedup, "find_duplicate_groups", lambda *a, **k: pytest.fail("hashed again"))
+    grouped = assign_groups(samples, report=report)
+    family = {planted["original"], *planted["copies"]}
+    assert len({s.group for s in grouped if s.path in family}) == 1
+    assert all(s.group is None for s in grouped if s.path not in family)

@@ -74,3 +74,10 @@ def test_br35h_source(br35h_root):
     samples = load_samples("br35h")
     assert len(samples) == 3000
     assert sum(s.label == "yes" for s in samples) == 1500
+
+
+def test_csv_without_label_column_names_the_csv(tmp_path: Path):
+    manifest = _csv(tmp_path / "unlabelled.csv", ["path", "group"], [["a.png", "p1"]])
+    with pytest.raises(MedlearnError, match="'label'") as error:
+        samples_from_csv(manifest)
+    assert "unlabelled.csv" in str(error.value)

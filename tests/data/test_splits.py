@@ -61,3 +61,18 @@ def test_split_csv_round_trip(tmp_path: Path):
 def test_bad_fractions():
     with pytest.raises(MedlearnError):
         split_samples(_samples(), val=0.6, test=0.5)
+
+
+@pytest.mark.slow
+def test_br35h_grouped_split_has_no_straddlers_and_random_split_leaks(br35h_root):
+    from medlearn.data.dedup import assign_groups
+    from medlearn.data.sources import samples_from_folder
+
+    grouped = assign_groups(samples_from_folder(br35h_root))
+    split = split_samples(grouped, seed=0)
+    assert straddling_groups(split) == []
+    assert abs(sum(s.label == "yes" for s in split.test) / len(split.test) - 0.5) < 0.05
+    naive = random_split(grouped, seed=0)
+    train_groups = {s.group for s in naive.train if s.group}
+    leaked = sum(s.group in train_groups for s in naive.test if s.group)
+    assert leaked > len(naive.test) / 2  # Br35H is so duplicated that most naive test images leak

@@ -37,7 +37,10 @@ def audit_command(
     for label, count in report.class_balance.items():
         overview.add_row(f"class {label}", f"{count} ({100 * count / report.images:.1f}%)")
     overview.add_row("sizes (most common)", ", ".join(f"{k}: {v}" for k, v in report.sizes.items()))
+    overview.add_row("smallest / largest size", f"{report.smallest_size} / {report.largest_size}")
     overview.add_row("modes", ", ".join(f"{k}: {v}" for k, v in report.modes.items()))
+    overview.add_row("channels", ", ".join(f"{k}: {v}" for k, v in report.channels.items()))
+    overview.add_row("bit depths", ", ".join(f"{k}: {v}" for k, v in report.bit_depths.items()))
     overview.add_row("unreadable files", str(len(report.unreadable)))
     overview.add_row(
         f"near-duplicate groups (pHash <= {report.threshold})",
@@ -49,7 +52,9 @@ def audit_command(
         "random 70/15/15 split: test images with a duplicate in train", str(report.random_split_test_leaks)
     )
     overview.add_row("grouped split: test images with a duplicate in train", str(report.grouped_split_test_leaks))
-    overview.add_row("duplicate groups straddling the CSV's split column", str(len(report.straddling_duplicates)))
+    overview.add_row(
+        "groups (duplicates, patients) straddling the CSV's split column", str(len(report.straddling_duplicates))
+    )
     console.print(overview)
     for path, reason in report.unreadable:
         console.print(f"[red]unreadable[/red] {path}: {reason}")

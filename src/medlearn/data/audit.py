@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from medlearn.data.dedup import DEFAULT_THRESHOLD, find_duplicate_groups
+import numpy as np
+
+from medlearn.data.dedup import DEFAULT_THRESHOLD, assign_groups, find_duplicate_groups
 from medlearn.data.records import Sample
 from medlearn.data.splits import Split, random_split, split_samples, straddling_groups
 
 MAX_LISTED_GROUPS = 20
+_PIL_BITS = {"1": 1, "I;16": 16, "I": 32, "F": 32}  # bits per sample of Pillow modes; every other mode has 8
 
 
 @dataclass
@@ -31,29 +34,40 @@ class AuditReport:
     straddling_duplicates: list[list[str]] = field(default_factory=list)
     random_split_test_leaks: int = 0
     grouped_split_test_leaks: int = 0
+    smallest_size: str = ""
+    largest_size: str = ""
+    channels: dict[str, int] = field(default_factory=dict)
+    bit_depths: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def audit(
-    samples: Sequence[Sample], *, threshold: int = DEFAULT_THRESHOLD, manifest: Path | None = None
+    samples: Sequence[Sample],
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    manifest: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> AuditReport:
     """Class balance, sizes and modes, duplicate groups, duplicates straddling a manifest's ``split``
-    column, and how many test images a random 70/15/15 split would leak versus the grouped split."""
+    column, and how many test images a random 70/15/15 split would leak versus the grouped split.
+
+    A leak is a test image whose group (near-duplicates, merged with manifest patients) has a member
+    in train.
+    """
     samples = list(samples)
-    report = find_duplicate_groups(samples, threshold)
-    sizes, modes = _sizes_and_modes(samples)
+    report = find_duplicate_groups(samples, threshold, cache_dir)
+    facts = _image_facts(samples)
     names = lambda group: [str(samples[i].path) for i in group]  # noqa: E731
-    group_of = {i: f"dup:{n}" for n, group in enumerate(report.groups) for i in group}
-    grouped = [s.with_group(group_of.get(i, s.group)) for i, s in enumerate(samples)]
+    grouped = assign_groups(samples, report=report)
     leaks_random = _test_leaks(random_split(grouped, seed=0)) if _splittable(grouped) else 0
     leaks_grouped = _test_leaks(split_samples(grouped, seed=0)) if _splittable(grouped) else 0
     return AuditReport(
         images=len(samples),
         class_balance=dict(sorted(Counter(s.label or "(none)" for s in samples).items())),
-        sizes=sizes,
-        modes=modes,
+        sizes=dict(facts["sizes"].most_common(10)),
+        modes=dict(facts["modes"].most_common()),
         unreadable=report.unreadable,
         duplicate_groups=len(report.groups),
         images_in_duplicate_groups=report.images_in_groups,
@@ -64,6 +78,10 @@ def audit(
         straddling_duplicates=_straddling_in_manifest(manifest, grouped) if manifest else [],
         random_split_test_leaks=leaks_random,
         grouped_split_test_leaks=leaks_grouped,
+        smallest_size=_size_text(min(facts["shapes"], key=_pixels, default=())),
+        largest_size=_size_text(max(facts["shapes"], key=_pixels, default=())),
+        channels=dict(sorted(facts["channels"].items())),
+        bit_depths=dict(sorted(facts["bits"].items())),
     )
 
 
@@ -98,26 +116,45 @@ def _straddling_in_manifest(manifest: Path, grouped: list[Sample]) -> list[list[
     return list(members.values())
 
 
-def _sizes_and_modes(samples: Sequence[Sample]) -> tuple[dict[str, int], dict[str, int]]:
-    """Most common image sizes and pixel modes (header reads only, no decoding for raster files)."""
+def _image_facts(samples: Sequence[Sample]) -> dict[str, Counter]:
+    """Counts of sizes, modes, channels and bit depths (raster files: header reads only, no decoding)."""
+    facts: dict[str, Counter] = {key: Counter() for key in ("sizes", "shapes", "modes", "channels", "bits")}
+    for sample in samples:
+        header = _header(sample.path)
+        if header is None:
+            facts["modes"]["unreadable"] += 1  # the duplicate scan lists the reason
+            continue
+        shape, mode, channels, bits = header
+        facts["sizes"][_size_text(shape)] += 1
+        facts["shapes"][shape] += 1
+        facts["modes"][mode] += 1
+        facts["channels"][str(channels)] += 1
+        facts["bits"][f"{bits}-bit"] += 1
+    return facts
+
+
+def _header(path: Path) -> tuple[tuple[int, ...], str, int, int] | None:
+    """``(size, mode, channels, bits per sample)``: Pillow for raster files, medlearn.io otherwise."""
     from PIL import Image
 
-    sizes: Counter[str] = Counter()
-    modes: Counter[str] = Counter()
-    for sample in samples:
-        try:
-            with Image.open(sample.path) as image:
-                sizes[f"{image.size[0]}x{image.size[1]}"] += 1
-                modes[image.mode] += 1
-            continue
-        except (OSError, ValueError, Image.DecompressionBombError):
-            pass
-        try:
-            from medlearn.io import load
+    try:
+        with Image.open(path) as image:
+            return tuple(image.size), image.mode, len(image.getbands()), _PIL_BITS.get(image.mode[:4], 8)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        pass
+    try:
+        from medlearn.io import load
 
-            image = load(sample.path)
-            sizes["x".join(map(str, image.spatial_shape))] += 1
-            modes[f"{image.format} {image.array.dtype} C={image.channels}"] += 1
-        except Exception:  # noqa: BLE001 - unreadable files are listed by the duplicate scan
-            modes["unreadable"] += 1
-    return dict(sizes.most_common(10)), dict(modes.most_common())
+        image = load(path)
+    except Exception:  # noqa: BLE001 - unreadable files are listed (with the reason) by the duplicate scan
+        return None
+    dtype = image.array.dtype
+    return image.spatial_shape, f"{image.format} {dtype}", image.channels, dtype.itemsize * 8
+
+
+def _size_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _pixels(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape)) if shape else 0

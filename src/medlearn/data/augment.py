@@ -62,7 +62,7 @@ def build_augmentation(modality: str = "OT", spatial_dims: int = 2, strength: st
         ]
     else:
         steps = [
-            RandFlip(prob=0.5, spatial_axis=spatial_dims - 1),
+            RandFlip(prob=0.5, spatial_axis=left_right_axis(spatial_dims)),
             RandAffine(
                 prob=0.7,
                 rotate_range=rotate_range,
@@ -74,6 +74,13 @@ def build_augmentation(modality: str = "OT", spatial_dims: int = 2, strength: st
             RandGaussianNoise(prob=0.2 * s, std=0.05 * s),
         ]
     return Compose(steps)
+
+
+def left_right_axis(spatial_dims: int) -> int:
+    """The spatial axis that runs left-right: columns of a 2D image (rows, cols); the first axis of a
+    volume (NIfTI i in RAS+, DICOM series columns), never the slice axis (a head-foot flip is no
+    plausible anatomy)."""
+    return 1 if spatial_dims == 2 else 0
 
 
 def seed_augmentation(transform: Compose, seed: int) -> Compose:

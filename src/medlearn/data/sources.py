@@ -66,6 +66,8 @@ def samples_from_csv(csv_path: str | Path) -> list[Sample]:
         raise MedlearnError(f"the CSV needs a 'path' (or 'image') column; it has {columns}", csv_path)
     group_column = next((c for c in GROUP_COLUMNS if c in columns), None)
     target_column = next((c for c in TARGET_COLUMNS if c in columns), None)
+    if "label" not in columns and target_column is None:
+        raise MedlearnError(f"the CSV needs a 'label' column (or 'mask' for segmentation); it has {columns}", csv_path)
     base = csv_path.parent
     samples, missing = [], []
     for number, row in enumerate(rows, start=2):  # row 1 is the header
