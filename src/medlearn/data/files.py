@@ -46,9 +46,13 @@ def find_image_files(inputs: Iterable[Path]) -> list[Path]:
 
 
 def file_fingerprint(path: Path) -> str:
-    """``resolved path|size|mtime``: a cache key that changes whenever the file is replaced or edited."""
+    """``absolute path|size|mtime``: a cache key that changes whenever the file is replaced or edited.
+
+    No symlink resolution: it costs a system call per path component, and a warm run over 3000 files
+    should stay around 0.1 s.
+    """
     try:
         stat = os.stat(path)
     except OSError:
-        return f"{path}|missing"
-    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"{os.path.abspath(path)}|missing"
+    return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
