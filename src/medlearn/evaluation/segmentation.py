@@ -38,6 +38,7 @@ def segmentation_metrics(
     spacing = [float(s) for s in spacing]
     with warnings.catch_warnings():  # empty structures are expected and handled below, not worth a warning
         warnings.filterwarnings("ignore", message=".* is all 0, this may result in nan/inf distance")
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
         hd95 = compute_hausdorff_distance(pred, true, include_background=True, percentile=95, spacing=spacing)[0]
         asd = compute_average_surface_distance(pred, true, include_background=True, symmetric=True, spacing=spacing)[0]
     results = {}

@@ -38,18 +38,7 @@ def resample_to_spacing(image: MedicalImage, spacing: float | Sequence[float | N
     new = _target(image, spacing)
     ratio = new / old
     shape = tuple(max(1, round(n / r)) for n, r in zip(image.spatial_shape, ratio, strict=True))
-    if order == 0:  # nearest: keep dtype (bool goes through uint8, which scipy supports)
-        dtype = image.array.dtype
-        source = image.array.view(np.uint8) if dtype.kind == "b" else image.array
-    else:
-        dtype = np.dtype(np.float32)
-        source = image.array.astype(np.float32, copy=False)
-    array = np.stack(
-        [
-            ndimage.affine_transform(channel, ratio, output_shape=shape, order=order, mode="nearest")
-            for channel in source
-        ]
-    ).astype(dtype, copy=False)
+    array = resample_array(image.array, ratio, shape, order=order)
     affine = image.affine.copy()
     affine[:3, : image.spatial_ndim] *= ratio
     fields = {f.name: getattr(image, f.name) for f in dataclasses.fields(image)}
@@ -57,3 +46,26 @@ def resample_to_spacing(image: MedicalImage, spacing: float | Sequence[float | N
         fields.pop(name)
     fields["tags"] = {**image.tags, "resampled_from_spacing": tuple(image.spacing)}
     return image_from_affine(array, affine, **fields)
+
+
+def resample_array(array: np.ndarray, ratio: Sequence[float], shape: Sequence[int], order: int = 1) -> np.ndarray:
+    """Resample a channel-first ``(C, *spatial)`` array onto a grid of ``shape`` whose voxel ``i`` lies at
+    input voxel ``i * ratio`` (first voxel centres coincide), as :func:`resample_to_spacing` does.
+
+    Going back to an original grid (predictions) passes that grid's exact ``shape`` and the inverse
+    ratio. ``order=0`` keeps the dtype (labels); higher orders return float32.
+    """
+    ratio = np.asarray(ratio, dtype=np.float64)
+    shape = tuple(int(n) for n in shape)
+    if np.allclose(ratio, 1.0) and tuple(array.shape[1:]) == shape:
+        return array if order == 0 else array.astype(np.float32, copy=False)
+    if order == 0:  # nearest: keep dtype (bool goes through uint8, which scipy supports)
+        dtype = array.dtype
+        source = array.view(np.uint8) if dtype.kind == "b" else array
+    else:
+        dtype = np.dtype(np.float32)
+        source = array.astype(np.float32, copy=False)
+    resampled = [
+        ndimage.affine_transform(channel, ratio, output_shape=shape, order=order, mode="nearest") for channel in source
+    ]
+    return np.stack(resampled).astype(dtype, copy=False)

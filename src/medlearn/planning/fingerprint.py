@@ -43,6 +43,14 @@ class DatasetFingerprint:
         return np.array([c.spacing for c in self.cases], dtype=float)
 
     @property
+    def channels(self) -> int:
+        """The channel count every case shares (the network's input channels)."""
+        counts = sorted({c.channels for c in self.cases})
+        if len(counts) > 1:
+            raise MedlearnError(f"the images have different channel counts {counts}; segment them separately")
+        return counts[0]
+
+    @property
     def shapes(self) -> np.ndarray:
         return np.array([c.shape for c in self.cases], dtype=float)
 

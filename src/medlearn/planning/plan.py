@@ -40,6 +40,8 @@ class SegmentationPlan:
     labels: list[int] = field(default_factory=list)
     median_shape: list[int] = field(default_factory=list)
     slice_axis: int | None = None
+    #: Image channels (co-registered modalities, RGB): the network's input channels.
+    channels: int = 1
 
     @property
     def num_classes(self) -> int:
@@ -101,6 +103,7 @@ def make_plan(fp: DatasetFingerprint) -> SegmentationPlan:
         labels=list(fp.labels),
         median_shape=[int(round(s)) for s in resampled],
         slice_axis=slice_axis,
+        channels=fp.channels,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from medlearn.data.preload import Preloaded, preload
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import write_text_atomic
 from medlearn.workflows.classifier import TrainedClassifier, positive_index
+from medlearn.workflows.run_info import data_slug, environment_info, read_history
 
 GRADCAM_PER_CATEGORY = 4
 MONTAGE_SIZE = 16
@@ -71,8 +71,8 @@ def evaluate_run(
     index = {c: i for i, c in enumerate(classifier.classes)}
     labels = np.array([index[s.label] for s in loaded.samples], dtype=np.int64)
     positive_name = positive if positive is not None else classifier.config["classification"].get("positive")
-    report_path = Path(report_path) if report_path else run_dir / f"evaluation-{_slug(data)}.html"
-    history = _read_history(run_dir)
+    report_path = Path(report_path) if report_path else run_dir / f"evaluation-{data_slug(data)}.html"
+    history = read_history(run_dir)
     metrics = _evaluate_arrays(
         report_path,
         classifier,
@@ -213,39 +213,3 @@ def _gradcam_examples(classifier, loaded: Preloaded, labels, probs, positive: in
             for i, cam in zip(chosen, cams, strict=False)
         ]
     return examples
-
-
-def environment_info() -> dict:
-    """Versions and hardware, so a reader can tell how the figures were produced."""
-    import monai
-
-    import medlearn
-    from medlearn.engine.performance import bf16_supported
-
-    return {
-        "medlearn": medlearn.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-        "bf16": bf16_supported(),
-        "platform": platform.platform(),
-    }
-
-
-def _read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return []
-    try:
-        history = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return []
-    return history if isinstance(history, list) else list(history.get("history", []))
-
-
-def _slug(data: str) -> str:
-    name = Path(data).stem or "data"
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)

@@ -6,10 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 import medlearn
-from medlearn.errors import MedlearnError
+from medlearn.utils.yaml_files import read_yaml
 from medlearn.workflows.classification_settings import ClassifierSettings
 
 log = logging.getLogger("medlearn")
@@ -41,7 +39,7 @@ class TrainRequest:
     def build(cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None):
         layers = [{"classification": {}, "training": dict(CLASSIFICATION_TRAINING_DEFAULTS)}]
         if config_file is not None:
-            layers.append(_read_yaml(config_file))
+            layers.append(read_yaml(config_file))
         layers.append(overrides or {})
         merged: dict = {"classification": {}, "training": {}}
         for layer in layers:
@@ -92,7 +90,7 @@ def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = Fals
     from medlearn.workflows.classification_train import prepare_data
 
     run = RunDir.open(run_dir)
-    config_doc = _read_yaml(run.path / "config.yaml")
+    config_doc = read_yaml(run.path / "config.yaml")
     settings = ClassifierSettings.from_dict(config_doc["classification"])
     config = TrainConfig.from_dict(config_doc["training"])
     split = Split.from_csv(run.path / "split.csv")
@@ -139,15 +137,3 @@ def _train_and_report(run, settings, config, data, *, quiet, resume) -> TrainOut
 def default_cache_dir() -> Path:
     """Where decoded, preprocessed arrays are kept between runs (``~/.cache/medlearn/preprocessed``)."""
     return Path.home() / ".cache" / "medlearn" / "preprocessed"
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise MedlearnError("file not found", path) from error
-    except yaml.YAMLError as error:
-        raise MedlearnError(f"not valid YAML ({error})", path) from error
-    if not isinstance(values, dict):
-        raise MedlearnError("expected a mapping at the top of the YAML file", path)
-    return values

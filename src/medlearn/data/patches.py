@@ -1,0 +1,151 @@
+"""Random training patches with foreground oversampling, as nnU-Net samples them.
+
+A third of the patches (``foreground_fraction``) are centred on a voxel of a randomly chosen
+foreground class present in the case, so that a lesion of a few hundred voxels in a 10-million-voxel
+volume is seen every few batches instead of almost never; the rest are placed uniformly.
+
+Each patch is a pure function of its index: the dataset is "virtual" (its length is huge) and the
+loader's seeded ``RandomSampler`` draws indices, so the Trainer's per-epoch reseeding makes the
+patches, their augmentation and a resumed run reproducible, with or without worker processes.
+Augmentation samples its parameters first and then applies them deterministically (flips per axis,
+intensity scale and shift), as TorchIO's random transforms do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from medlearn.data.segmentation_cases import SegmentationCase
+from medlearn.errors import MedlearnError
+from medlearn.planning.plan import SegmentationPlan
+
+#: Foreground voxel coordinates kept per class and case (bounded memory, as nnU-Net).
+MAX_FOREGROUND_POINTS = 10_000
+VIRTUAL_LENGTH = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class PatchAugmentation:
+    """Parameters of one patch's augmentation (sampled by :meth:`sample`, applied by :meth:`apply`)."""
+
+    flips: tuple[int, ...] = ()
+    scale: float = 1.0
+    shift: float = 0.0
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, spatial_dims: int) -> PatchAugmentation:
+        flips = tuple(axis for axis in range(spatial_dims) if rng.random() < 0.5)
+        return cls(flips=flips, scale=float(rng.uniform(0.9, 1.1)), shift=float(rng.normal(0.0, 0.1)))
+
+    def apply(self, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``image`` is ``(C, *spatial)``, ``labels`` ``(*spatial)``."""
+        if self.flips:
+            image = np.flip(image, axis=tuple(axis + 1 for axis in self.flips))
+            labels = np.flip(labels, axis=self.flips)
+        return image * np.float32(self.scale) + np.float32(self.shift), labels
+
+
+class PatchDataset(Dataset):
+    """Patches of ``plan.patch_size`` from prepared cases; 2D plans on volumes take in-plane patches of one slice."""
+
+    def __init__(
+        self,
+        cases: Sequence[SegmentationCase],
+        plan: SegmentationPlan,
+        *,
+        foreground_fraction: float = 0.33,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if not cases:
+            raise MedlearnError("no training cases")
+        if any(case.labels is None for case in cases):
+            raise MedlearnError("every training case needs a mask")
+        self.plan = plan
+        self.slice_axis = plan.slice_axis if len(cases[0].spatial_shape) > plan.spatial_dims else None
+        if len(cases[0].spatial_shape) - (self.slice_axis is not None) != plan.spatial_dims:
+            raise MedlearnError(f"the plan is {plan.spatial_dims}D but the cases are {len(cases[0].spatial_shape)}D")
+        self.cases = [self._padded(case) for case in cases]
+        self.foreground_fraction = foreground_fraction
+        self.augment = augment
+        self.seed = seed
+        points_rng = np.random.default_rng(seed)
+        self.foreground = [_foreground_points(case.labels, points_rng) for case in self.cases]
+
+    def __len__(self) -> int:
+        return VIRTUAL_LENGTH
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        case_index = int(rng.integers(len(self.cases)))
+        case, points = self.cases[case_index], self.foreground[case_index]
+        centre = None
+        if points and rng.random() < self.foreground_fraction:
+            chosen = points[int(rng.integers(len(points)))]
+            centre = chosen[int(rng.integers(len(chosen)))]
+        image, labels = self._crop(case, centre, rng)
+        if self.augment:
+            image, labels = PatchAugmentation.sample(rng, self.plan.spatial_dims).apply(image, labels)
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(
+            np.ascontiguousarray(labels).astype(np.int64)
+        )
+
+    # -- internals -----------------------------------------------------------------------------
+    def _full_patch(self) -> list[int]:
+        """The patch in the case's own axes (a 2D patch on a volume is one voxel thick along the slice axis)."""
+        patch = list(self.plan.patch_size)
+        if self.slice_axis is not None:
+            patch.insert(self.slice_axis, 1)
+        return patch
+
+    def _padded(self, case: SegmentationCase) -> SegmentationCase:
+        """Cases smaller than the patch are padded (image with 0 = the normalised mean, labels with background)."""
+        shape, patch = case.spatial_shape, self._full_patch()
+        pads = [(0, max(0, p - n)) for n, p in zip(shape, patch, strict=True)]
+        if not any(after for _, after in pads):
+            return case
+        image = np.pad(case.image, [(0, 0), *pads])
+        labels = np.pad(case.labels, pads)
+        return SegmentationCase(image=image, labels=labels, name=case.name, sample=case.sample)
+
+    def _crop(
+        self, case: SegmentationCase, centre: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        shape, patch = np.array(case.spatial_shape), np.array(self._full_patch())
+        highest = shape - patch
+        if centre is None:
+            start = np.array([rng.integers(top + 1) for top in highest])
+        else:
+            start = np.clip(np.asarray(centre) - patch // 2, 0, highest)
+        window = tuple(slice(int(a), int(a + p)) for a, p in zip(start, patch, strict=True))
+        image, labels = case.image[(slice(None), *window)], case.labels[window]
+        if self.slice_axis is not None:
+            image, labels = image.squeeze(self.slice_axis + 1), labels.squeeze(self.slice_axis)
+        return image.astype(np.float32, copy=False), labels
+
+
+def _foreground_points(labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to ``MAX_FOREGROUND_POINTS`` voxel coordinates of each foreground class present."""
+    points = []
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        where = np.argwhere(labels == value)
+        if len(where) > MAX_FOREGROUND_POINTS:
+            where = where[rng.choice(len(where), MAX_FOREGROUND_POINTS, replace=False)]
+        points.append(where)
+    return points
+
+
+def patch_loader(
+    dataset: PatchDataset, *, batch_size: int, batches_per_epoch: int, seed: int = 0, num_workers: int = 0
+) -> DataLoader:
+    """A loader drawing ``batches_per_epoch`` batches of random patch indices from a seeded sampler."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=batch_size * batches_per_epoch, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)

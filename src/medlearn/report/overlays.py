@@ -1,0 +1,67 @@
+"""Mask overlays a reader can check at a glance: the image in grey, truth outlined in green,
+prediction in red (overlap shows as yellow fill), on the most informative slice of a volume."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+TRUTH_COLOUR = np.array([0.1, 0.9, 0.2], dtype=np.float32)
+PREDICTION_COLOUR = np.array([1.0, 0.15, 0.1], dtype=np.float32)
+
+
+def display_slice_index(mask: np.ndarray, axis: int) -> int:
+    """The slice along ``axis`` holding the most foreground (the middle one when there is none)."""
+    counts = (mask > 0).sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    return int(np.argmax(counts)) if counts.any() else mask.shape[axis] // 2
+
+
+def thickest_axis(spacing: tuple[float, ...] | list[float]) -> int:
+    """The slice axis of a volume: the one with the coarsest spacing (the last one on ties)."""
+    spacing = np.asarray(spacing, dtype=float)
+    return int(len(spacing) - 1 - np.argmax(spacing[::-1]))
+
+
+def grey_for_display(image: np.ndarray) -> np.ndarray:
+    """A 2D (or first-channel) image stretched to [0, 1] by its 0.5-99.5 percentiles."""
+    image = np.asarray(image, dtype=np.float32)
+    low, high = np.percentile(image, [0.5, 99.5])
+    return np.clip((image - low) / max(float(high - low), 1e-6), 0.0, 1.0)
+
+
+def mask_overlay(
+    image: np.ndarray, prediction: np.ndarray | None = None, truth: np.ndarray | None = None
+) -> np.ndarray:
+    """RGB ``(H, W, 3)`` float image: grey background, truth outline green, prediction outline red and
+    a light fill of the prediction."""
+    grey = grey_for_display(image)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    if prediction is not None:
+        inside = prediction > 0
+        rgb[inside] = 0.75 * rgb[inside] + 0.25 * PREDICTION_COLOUR
+        rgb[find_boundaries(prediction, mode="inner")] = PREDICTION_COLOUR
+    if truth is not None:
+        rgb[find_boundaries(truth, mode="inner")] = TRUTH_COLOUR
+    return rgb
+
+
+def volume_overlay(
+    image: np.ndarray,
+    spacing: tuple[float, ...] | list[float],
+    prediction: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """Overlay of a ``(C, *spatial)`` image (2D as is; 3D on the slice with most truth, else prediction,
+    foreground) and a caption naming the slice."""
+    grey = np.asarray(image)[0]
+    if grey.ndim == 2:
+        return mask_overlay(grey, prediction, truth), ""
+    axis = thickest_axis(spacing)
+    reference = truth if truth is not None and np.any(truth) else prediction
+    index = display_slice_index(reference if reference is not None else grey, axis)
+
+    def take(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else np.take(array, index, axis=axis)
+
+    overlay = mask_overlay(take(grey), take(prediction), take(truth))
+    return np.rot90(overlay), f"slice {index} of axis {axis}"

@@ -1,0 +1,127 @@
+"""``segment predict``: masks for new images, in each input's own format and geometry.
+
+NIfTI in -> NIfTI mask, NRRD -> NRRD, PNG/JPEG/TIFF/BMP -> PNG mask (label values as pixel values);
+a DICOM series or file -> a DICOM SEG object referencing the source instances (so a PACS viewer shows
+it on the original series) plus a NIfTI copy for research tools. Every input also gets a PNG overlay,
+and ``predictions.csv`` lists what was written with the segmented volume per label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medlearn.data.files import find_image_files
+from medlearn.errors import MedlearnError
+from medlearn.utils.atomic import atomic_path, write_bytes_atomic
+from medlearn.workflows.segmenter import TrainedSegmenter
+
+MASK_SUFFIX = {"NIFTI": ".nii.gz", "NRRD": ".nrrd", "DICOM": ".nii.gz"}
+
+
+@dataclass
+class PredictionOutcome:
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    table: Path | None = None
+
+
+def segmentation_inputs(inputs: list[Path]) -> list[Path]:
+    """Image files and DICOM series folders (a folder holding ``.dcm`` files is one image)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir() and any(p.suffix.lower() in (".dcm", ".dicom") for p in item.iterdir() if p.is_file()):
+            found.append(item)
+        else:
+            found += find_image_files([item])
+    return found
+
+
+def predict_images(
+    run_dir: Path, inputs: list[Path], out_dir: Path, *, tta: bool | None = None, strict: bool = False
+) -> PredictionOutcome:
+    """Segment every input; unreadable inputs are skipped and listed (``strict``: the first one fails)."""
+    from medlearn.io import load
+
+    segmenter = TrainedSegmenter.from_run_dir(run_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcome = PredictionOutcome()
+    for path in segmentation_inputs(inputs):
+        try:
+            image = load(path)
+            prediction = segmenter.predict(image, tta=tta)
+        except MedlearnError as error:
+            if strict:
+                raise
+            outcome.skipped.append((str(path), error.problem))
+            continue
+        outcome.rows.append(_write_outputs(path, image, prediction.mask, segmenter.plan.labels, out_dir))
+    if not outcome.rows:
+        raise MedlearnError("no input could be segmented", out_dir)
+    outcome.table = _write_table(out_dir / "predictions.csv", outcome.rows)
+    return outcome
+
+
+def _write_outputs(path: Path, image, mask, labels: list[int], out_dir: Path) -> dict:
+    from medlearn.io import save
+    from medlearn.report.overlays import volume_overlay
+
+    stem = _stem(path)
+    row: dict = {"input": str(path)}
+    mask_path = out_dir / f"{stem}_mask{MASK_SUFFIX.get(image.format, '.png')}"
+    if image.spatial_ndim == 3 and mask_path.suffix == ".png":
+        mask_path = out_dir / f"{stem}_mask.nii.gz"
+    row["mask"] = str(save(mask, mask_path))
+    if image.format == "DICOM":
+        row["dicom_seg"] = str(_write_dicom_seg(mask, path, out_dir / f"{stem}_seg.dcm", labels))
+    overlay, _ = volume_overlay(image.array, image.spacing, mask.array[0])
+    row["overlay"] = str(write_bytes_atomic(out_dir / f"{stem}_overlay.png", _png(overlay)))
+    voxel_ml = float(np.prod(image.spacing)) / 1000.0
+    for label in labels:
+        if label:
+            row[f"volume_ml_{label}" if image.spatial_ndim == 3 else f"area_mm2_{label}"] = round(
+                float((mask.array[0] == label).sum())
+                * (voxel_ml if image.spatial_ndim == 3 else float(np.prod(image.spacing))),
+                3,
+            )
+    return row
+
+
+def _write_dicom_seg(mask, source: Path, target: Path, labels: list[int]) -> Path | str:
+    from medlearn.io.dicom_seg import write_dicom_seg
+
+    present = {int(v) for v in np.unique(mask.array[0])} - {0}
+    names = {label: f"label {label}" for label in labels if label}
+    if not present:
+        return "not written: empty prediction"
+    return write_dicom_seg(mask.array[0], source, target, labels=names, series_description="medlearn segmentation")
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _write_table(path: Path, rows: list[dict]) -> Path:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,80 @@
+"""Everything about a segmentation run that is not generic training: data, model, sampling, inference."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field, fields
+
+from torch import nn
+
+from medlearn.errors import MedlearnError
+from medlearn.planning.plan import SegmentationPlan
+
+#: The default of ``segment train`` (see benchmarks/RESULTS.md, segmentation section).
+DEFAULT_MODEL = "unet"
+
+#: Training defaults for segmentation (the engine's generic defaults are task-agnostic).
+SEGMENTATION_TRAINING_DEFAULTS = {
+    "epochs": 40,
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1.0,
+    "grad_clip": 12.0,
+    "early_stopping_patience": None,
+    "channels_last": False,
+    "precision": "auto",
+}
+
+
+@dataclass
+class SegmenterSettings:
+    """Task settings of a segmentation run, stored in ``config.yaml`` under ``segmentation``."""
+
+    model: str = DEFAULT_MODEL
+    model_kwargs: dict = field(default_factory=dict)
+    modality: str | None = None
+    #: Plan values to override (``--set key=value``), applied after the fingerprint chose the rest.
+    plan_overrides: dict = field(default_factory=dict)
+    #: Share of cases (by group) held out for validation when no validation CSV is given.
+    val_fraction: float = 0.2
+    batches_per_epoch: int = 50
+    #: Share of patches centred on a foreground voxel (nnU-Net: one third).
+    foreground_fraction: float = 0.33
+    augment: bool = True
+    #: Window overlap of sliding-window inference at validation (cheaper) and prediction time.
+    val_overlap: float = 0.25
+    overlap: float = 0.5
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.foreground_fraction <= 1.0:
+            raise MedlearnError(f"foreground_fraction must be between 0 and 1, got {self.foreground_fraction}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise MedlearnError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.batches_per_epoch < 1:
+            raise MedlearnError(f"batches_per_epoch must be at least 1, got {self.batches_per_epoch}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SegmenterSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MedlearnError(f"unknown segmentation settings: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: dict | None = None) -> nn.Module:
+    """The registered segmentation model ``name`` sized by the plan (dimensions, channels, classes, depth)."""
+    from medlearn.models.registry import create_model, list_models
+
+    segmentation_models = {entry.name: entry for entry in list_models("segmentation")}
+    if name not in segmentation_models:
+        raise MedlearnError(f"unknown segmentation model {name!r}; choose one of {', '.join(segmentation_models)}")
+    kwargs = {"in_channels": plan.channels, "num_classes": plan.num_classes, "spatial_dims": plan.spatial_dims}
+    if "depth" in inspect.signature(segmentation_models[name].factory).parameters:
+        kwargs["depth"] = plan.depth
+    kwargs.update(model_kwargs or {})
+    return create_model(name, **kwargs)

@@ -1,0 +1,88 @@
+"""Patch sampling: foreground oversampling, determinism by index, slice-wise 2D patches, small cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medlearn.data.patches import PatchAugmentation, PatchDataset, patch_loader
+from medlearn.data.segmentation_cases import SegmentationCase
+from medlearn.planning.plan import SegmentationPlan
+
+
+def _plan(patch, dims=3, slice_axis=None) -> SegmentationPlan:
+    return SegmentationPlan(
+        spatial_dims=dims,
+        target_spacing=[1.0] * 3,
+        patch_size=list(patch),
+        batch_size=2,
+        depth=1,
+        normalization="zscore",
+        labels=[0, 1],
+        slice_axis=slice_axis,
+    )
+
+
+def _sparse_case() -> SegmentationCase:
+    """A 64^3 volume with a 3^3 lesion: 0.01% foreground, like a small real lesion."""
+    labels = np.zeros((64, 64, 64), np.uint8)
+    labels[50:53, 10:13, 30:33] = 1
+    image = np.random.default_rng(0).normal(size=(1, 64, 64, 64)).astype(np.float32)
+    return SegmentationCase(image=image, labels=labels, name="sparse")
+
+
+def _share_with_foreground(dataset: PatchDataset, n: int = 200) -> float:
+    return float(np.mean([dataset[i][1].any().item() for i in range(n)]))
+
+
+def test_foreground_oversampling_makes_small_lesions_visible():
+    case = _sparse_case()
+    uniform = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=0.0))
+    oversampled = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=0.33))
+    always = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=1.0))
+    assert uniform < 0.05
+    assert 0.2 < oversampled < 0.5
+    assert always == 1.0
+
+
+def test_patches_are_a_function_of_their_index_and_seed():
+    case = _sparse_case()
+    first = PatchDataset([case], _plan([16, 16, 16]), seed=3)
+    again = PatchDataset([case], _plan([16, 16, 16]), seed=3)
+    other = PatchDataset([case], _plan([16, 16, 16]), seed=4)
+    assert torch.equal(first[17][0], again[17][0])
+    assert not torch.equal(first[17][0], other[17][0])
+
+
+def test_slice_wise_plan_takes_2d_patches_from_a_volume_and_pads_small_cases():
+    labels = np.zeros((20, 24, 6), np.uint8)
+    labels[5:9, 5:9, 2] = 1
+    case = SegmentationCase(image=np.ones((2, 20, 24, 6), np.float32), labels=labels, name="thick")
+    dataset = PatchDataset([case], _plan([32, 32], dims=2, slice_axis=2), foreground_fraction=1.0, augment=False)
+    image, target = dataset[0]
+    assert image.shape == (2, 32, 32) and target.shape == (32, 32)
+    assert int(target.sum()) == 16  # the whole lesion slice, padded out to the patch
+
+
+def test_augmentation_flips_image_and_labels_together():
+    image = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    labels = (image[0] > 7).astype(np.uint8)
+    flipped_image, flipped_labels = PatchAugmentation(flips=(0,), scale=1.0, shift=0.0).apply(image, labels)
+    np.testing.assert_array_equal(flipped_labels, (flipped_image[0] > 7).astype(np.uint8))
+    assert flipped_image[0, 0, 0] == 12
+
+
+def test_loader_yields_batches_per_epoch_and_is_reproducible_under_its_seed():
+    dataset = PatchDataset([_sparse_case()], _plan([8, 8, 8]))
+    batches = list(patch_loader(dataset, batch_size=4, batches_per_epoch=3, seed=1))
+    assert len(batches) == 3 and batches[0][0].shape == (4, 1, 8, 8, 8)
+    again = list(patch_loader(dataset, batch_size=4, batches_per_epoch=3, seed=1))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
+
+
+def test_cases_without_masks_are_refused():
+    from medlearn.errors import MedlearnError
+
+    with pytest.raises(MedlearnError, match="needs a mask"):
+        PatchDataset([SegmentationCase(np.ones((1, 8, 8, 8), np.float32), None, "x")], _plan([8, 8, 8]))
