@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from medlearn.engine.config import TrainConfig
-from medlearn.engine.schedule import default_optimizer, parameter_groups, schedule_for
+from medlearn.engine.schedule import default_optimizer, parameter_groups, resize_schedule, schedule_for
 
 
 def expected_factor(step: int, warmup: int, total: int, floor: float) -> float:
@@ -52,3 +52,23 @@ def test_no_weight_decay_on_biases_and_norms():
     assert len(decayed) + len(free) == len(list(model.parameters()))
     optimizer = default_optimizer(model, TrainConfig(weight_decay=0.05))
     assert isinstance(optimizer, torch.optim.AdamW)
+
+
+def test_resized_schedule_reaches_its_floor_at_the_new_end_and_survives_a_state_round_trip():
+    model = nn.Linear(3, 2)
+    config = TrainConfig(epochs=100, lr=0.1, warmup_epochs=0.0, min_lr_ratio=0.1, weight_decay=0.0)
+    optimizer = default_optimizer(model, config)
+    scheduler = schedule_for(optimizer, config, steps_per_epoch=4)
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] > 0.099  # 4 of 400 steps: still near the peak
+    resize_schedule(scheduler, 8)
+    state = scheduler.state_dict()
+    restored = schedule_for(default_optimizer(model, config), config, steps_per_epoch=4)
+    restored.load_state_dict(state)
+    assert restored.lr_lambdas[0].total_steps == 8
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)

@@ -170,6 +170,20 @@ def test_time_budget_stops_cleanly_after_first_epoch(tmp_path):
     assert load_training_state(tmp_path / "checkpoints" / "last")["epoch"] == 1
 
 
+def test_schedule_fitted_to_the_budget_decays_fully_and_is_kept_on_resume(tmp_path):
+    """60 microseconds of budget fit 1 epoch on any machine: the schedule must end there, and a resume
+    must keep the fitted length instead of the configured 5 epochs."""
+    config = fp32(epochs=5, max_minutes=1e-6, fit_schedule_to_budget=True, min_lr_ratio=0.05)
+    trainer = make_trainer(tmp_path, ToyTask(), config)
+    result = trainer.fit()
+    assert result.stopped_reason == "completed" and result.epochs_run == 1
+    assert trainer.scheduler.lr_lambdas[0].total_steps == STEPS_PER_EPOCH  # the cosine now ends with epoch 1
+    assert load_training_state(tmp_path / "checkpoints" / "last")["train_config"]["epochs"] == 1
+    task = ToyTask()
+    resumed = make_trainer(tmp_path, task, config).fit(resume=True)
+    assert resumed.epochs_run == 1 and task.seen == []
+
+
 def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
     config = fp32(epochs=4)
     straight = make_trainer(tmp_path / "a", ToyTask(), config)

@@ -103,7 +103,9 @@ def test_predict_writes_masks_in_the_input_format_and_overlays(nuclei_run: Path,
 
 def test_resume_continues_exactly_where_the_budget_stopped(nuclei, tmp_path: Path):
     straight, parts = tmp_path / "straight", tmp_path / "parts"
-    args = ["--epochs", "2", "--batches-per-epoch", "2", *FAST_2D]
+    fixed_schedule = tmp_path / "fixed.yaml"  # the budget only interrupts here; it must not shorten the schedule
+    fixed_schedule.write_text("training:\n  fit_schedule_to_budget: false\n")
+    args = ["--epochs", "2", "--batches-per-epoch", "2", "--config", str(fixed_schedule), *FAST_2D]
     assert _train(nuclei, straight, *args) == 0
     assert _train(nuclei, parts, *args, "--max-minutes", "0.0001") == 0  # stops after epoch 1
     assert len(json.loads((parts / "metrics.json").read_text())) == 1

@@ -49,6 +49,9 @@ class TrainConfig:
     seed: int = 0
     #: Wall-clock budget of one invocation; training stops cleanly after the epoch that exceeds it.
     max_minutes: float | None = None
+    #: With ``max_minutes``: after the first epoch, shorten ``epochs`` to what the budget allows so the
+    #: cosine schedule decays fully inside it (instead of being cut off at a high learning rate).
+    fit_schedule_to_budget: bool = False
     channels_last: bool = False
     #: "bf16" autocast, "fp32", or "auto" (bf16 when the CPU has native bf16 support).
     precision: Precision = "auto"

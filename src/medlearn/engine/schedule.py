@@ -10,6 +10,7 @@ warm-up epochs and short runs behave sensibly.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -54,19 +55,31 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@dataclass
+class WarmupCosine:
+    """The curve as a callable object: ``LambdaLR`` saves its fields with the scheduler state, so a run whose
+    schedule was re-sized (fitted to a time budget) resumes on the same curve."""
+
+    warmup_steps: int
+    total_steps: int
+    min_lr_ratio: float
+
+    def __call__(self, step: int) -> float:
+        return warmup_cosine_factor(step, self.warmup_steps, self.total_steps, self.min_lr_ratio)
+
+
 def warmup_cosine_schedule(
     optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, min_lr_ratio: float
 ) -> LambdaLR:
-    """A scheduler to ``step()`` after every optimiser step.
+    """A scheduler to ``step()`` after every optimiser step (its state: step count, base lrs, curve fields)."""
+    return LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps, min_lr_ratio))
 
-    The curve is a plain function, so a saved scheduler state holds only the step count and base
-    lrs; a resumed run follows the curve of its current config (e.g. more epochs).
-    """
 
-    def factor(step: int) -> float:
-        return warmup_cosine_factor(step, warmup_steps, total_steps, min_lr_ratio)
-
-    return LambdaLR(optimizer, factor)
+def resize_schedule(scheduler: LambdaLR, total_steps: int) -> None:
+    """Stretch or shrink the cosine of a running schedule to end after ``total_steps`` steps."""
+    for curve in scheduler.lr_lambdas:
+        if isinstance(curve, WarmupCosine):
+            curve.total_steps = total_steps
 
 
 def schedule_for(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> LambdaLR:

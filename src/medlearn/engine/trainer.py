@@ -10,6 +10,7 @@ share this loop instead of each growing its own.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ from medlearn.engine.performance import (
 from medlearn.engine.progress import TrainingProgress
 from medlearn.engine.reproducibility import loader_generators, rng_state, seed_epoch, set_rng_state
 from medlearn.engine.rundir import RunDir
-from medlearn.engine.schedule import default_optimizer, schedule_for
+from medlearn.engine.schedule import default_optimizer, resize_schedule, schedule_for
 from medlearn.engine.task import Task
 from medlearn.errors import MedlearnError
 
@@ -174,6 +175,8 @@ class Trainer:
             row.update(lr=train["lr"], seconds=time.perf_counter() - started, samples_per_second=train["speed"])
             self.history.append(row)
             self.epoch = epoch
+            if epoch == 1 and self.config.fit_schedule_to_budget and self.config.max_minutes:
+                self._fit_schedule_to_budget(row["seconds"])
             self._save(row, improved)
             session_seconds.append(row["seconds"])
             remaining = self.config.epochs - epoch
@@ -240,6 +243,18 @@ class Trainer:
             raise ValueError(f"validation_metrics returned {sorted(metrics)} without the monitor {self.task.monitor!r}")
         return {name: float(value) for name, value in metrics.items()}
 
+    def _fit_schedule_to_budget(self, epoch_seconds: float) -> None:
+        """Size ``epochs`` (and the cosine) to the time budget from the first epoch's duration."""
+        affordable = int(self.config.max_minutes * 60 // max(epoch_seconds, 1e-9))
+        fitted = max(1, min(self.config.epochs, affordable))
+        if fitted < self.config.epochs:
+            self.config = dataclasses.replace(self.config, epochs=fitted)
+            resize_schedule(self.scheduler, fitted * self.steps_per_epoch)
+            self.progress.note(
+                f"time budget {self.config.max_minutes:g} min at {epoch_seconds:.1f} s/epoch: "
+                f"learning-rate schedule fitted to {fitted} epochs"
+            )
+
     def _stop_reason(self, epoch: int, over_budget: bool) -> str | None:
         if epoch >= self.config.epochs:
             return COMPLETED
@@ -295,6 +310,8 @@ class Trainer:
                 f"checkpoint optimizer state does not fit this model/optimizer ({error})", source
             ) from None
         set_rng_state(state["rng"])
+        if self.config.fit_schedule_to_budget and self.config.max_minutes:  # the fitted length, not the configured one
+            self.config = dataclasses.replace(self.config, epochs=int(state["train_config"]["epochs"]))
         self.history = [dict(row) for row in state["history"]]
         self.epoch = int(state["epoch"])
         self.tracker.best, self.tracker.best_epoch = state["best_metric"], state["best_epoch"]

@@ -23,6 +23,8 @@ SEGMENTATION_TRAINING_DEFAULTS = {
     "early_stopping_patience": None,
     "channels_last": False,
     "precision": "auto",
+    # with --max-minutes, the cosine is sized to the budget after the first epoch (CPU users train by time)
+    "fit_schedule_to_budget": True,
 }
 
 

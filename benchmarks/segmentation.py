@@ -1,0 +1,375 @@
+"""Segmentation benchmark: the seg-* claims of METHODS.md on real (and hybrid) data, 2 CPU cores.
+
+Experiments (each runs medlearn's own ``segment train`` / ``segment evaluate`` workflows):
+
+- ``nuclei``: the DSB2018 nuclei image cut into disjoint train/val/test tiles (segmentation_data.py);
+  U-Net vs DRINet vs patch CNN at the same time budget; U-Net also at nnU-Net's full budget, and the
+  nnU-Net v2 reference (nnunet_reference.py, run separately in its own venv) read from its JSON.
+- ``mni``: MNI152 T1 at 2 mm, grey/white matter (argmax of the tissue maps) on disjoint axial slabs;
+  Lai 2015's 2D-patch vs tri-planar vs 3D-patch voxel classifiers and a 3D U-Net, with compute cost.
+- ``loo``: leave-one-case-out over the 5 pyradiomics lesions (CT and MR mixed, as given).
+- ``hybrid``: synthetic lesions of controlled radius/contrast in real tumour-free Br35H slices;
+  U-Net vs patch CNN, detection sensitivity by lesion size. Labelled HYBRID everywhere.
+
+    python benchmarks/segmentation.py --workdir /work/bench/seg --experiments nuclei mni loo hybrid \\
+        --nnunet-json benchmarks/results/nnunet_reference.json
+
+Prints JSON, writes benchmarks/results/segmentation.json and the segmentation section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_table import replace_section  # noqa: E402
+from segmentation_data import SHARED_DATA, nuclei_split  # noqa: E402
+
+
+def _pairs_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "mask"])
+        writer.writerows(rows)
+    return path
+
+
+def run_method(
+    name: str,
+    train_csv: Path,
+    val_csv: Path | None,
+    test_csv: Path,
+    out: Path,
+    *,
+    model: str,
+    minutes: float,
+    plan: dict | None = None,
+    batches_per_epoch: int = 25,
+    epochs: int = 1000,
+) -> dict:
+    """Train with a wall-clock budget, then evaluate on the test pairs; times and metrics as a row."""
+    from medlearn.workflows.segmentation_evaluate import evaluate_run
+    from medlearn.workflows.segmentation_run import SegmentationTrainRequest, train_segmenter
+
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    request = SegmentationTrainRequest.build(
+        data=str(train_csv),
+        out=out,
+        val_data=str(val_csv) if val_csv else None,
+        overrides={
+            "segmentation": {"model": model, "batches_per_epoch": batches_per_epoch, "plan_overrides": plan or {}},
+            "training": {"max_minutes": minutes, "epochs": epochs},
+        },
+    )
+    started = time.perf_counter()
+    train_segmenter(request, quiet=True)
+    train_wall = time.perf_counter() - started
+    history = json.loads((out / "metrics.json").read_text())
+    summary, _ = evaluate_run(out, str(test_csv))
+    inference = sum(case["seconds"] for case in summary["per_case"])
+    plan_used = json.loads((out / "plan.json").read_text())
+    row = {
+        "gflops_per_patch": _forward_gflops(model, plan_used),
+        "name": name,
+        "model": model,
+        "budget_minutes": minutes,
+        "epochs": len(history),
+        "train_seconds": round(sum(h["seconds"] for h in history), 1),
+        "train_wall_seconds": round(train_wall, 1),
+        "seconds_per_epoch": round(sum(h["seconds"] for h in history) / max(1, len(history)), 2),
+        "inference_seconds": round(inference, 2),
+        "dice": summary["dice"],
+        "iou": summary["iou"],
+        "hd95_mm": summary["hd95_mm"],
+        "per_class": summary["per_class"],
+        "cases": summary["cases"],
+        "cases_with_missed_structure": summary["cases_with_missed_structure"],
+        "best_val_dice": max((h.get("val_dice") or 0.0) for h in history),
+        "per_case_dice": {case["case"]: case["dice"] for case in summary["per_case"]},
+        "patch_size": plan_used["patch_size"],
+        "spatial_dims": plan_used["spatial_dims"],
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _forward_gflops(model: str, plan: dict) -> float:
+    """Forward FLOPs of one training patch (torch's FLOP counter): the compute cost independent of the CPU."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medlearn.planning.plan import SegmentationPlan
+    from medlearn.workflows.segmentation_settings import build_segmentation_model
+
+    segmentation_plan = SegmentationPlan(**plan)
+    network = build_segmentation_model(model, segmentation_plan).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        network(torch.zeros(1, segmentation_plan.channels, *segmentation_plan.patch_size))
+    return round(counter.get_total_flops() / 1e9, 2)
+
+
+# -- experiments ---------------------------------------------------------------------------------
+
+
+def nuclei_experiment(workdir: Path, minutes: float, nnunet: dict | None) -> dict:
+    split = nuclei_split(workdir / "data" / "nuclei")
+    runs = workdir / "runs" / "nuclei"
+    rows = [
+        run_method(
+            f"{model} ({minutes:g} min)",
+            split["train"],
+            split["val"],
+            split["test"],
+            runs / model,
+            model=model,
+            minutes=minutes,
+        )
+        for model in ("unet", "drinet", "patch-cnn")
+    ]
+    result = {"rows": rows}
+    if nnunet:
+        full = nnunet["budget_minutes"]
+        rows.append(
+            run_method(
+                f"unet ({full:g} min, nnU-Net's budget)",
+                split["train"],
+                split["val"],
+                split["test"],
+                runs / "unet-full",
+                model="unet",
+                minutes=full,
+            )
+        )
+        result["nnunet"] = nnunet
+    return result
+
+
+def mni_experiment(workdir: Path, minutes: float) -> dict:
+    """Grey/white matter at 2 mm: train on the lower slab, validate on a middle slab, test on the upper slab."""
+    from medlearn.io import load, resample_to_spacing, save
+    from medlearn.io.geometry import image_from_affine
+
+    folder = workdir / "data" / "mni"
+    folder.mkdir(parents=True, exist_ok=True)
+    mni = SHARED_DATA / "mni152"
+    t1 = resample_to_spacing(load(mni / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"), 2.0)
+    gm = resample_to_spacing(load(mni / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"), 2.0).array[0]
+    wm = resample_to_spacing(load(mni / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"), 2.0).array[0]
+    background = np.clip(255.0 - gm - wm, 0, None)
+    labels = np.argmax(np.stack([background, gm, wm]), axis=0).astype(np.uint8)
+    depth = t1.spatial_shape[2]
+    slabs = {
+        "train": (0, int(depth * 0.5)),
+        "val": (int(depth * 0.5), int(depth * 0.62)),
+        "test": (int(depth * 0.62), depth),
+    }
+    csvs = {}
+    for part, (start, stop) in slabs.items():
+        shift = np.eye(4)
+        shift[2, 3] = start
+        image = image_from_affine(t1.array[..., start:stop], t1.affine @ shift)
+        mask = image_from_affine(labels[None, ..., start:stop], image.affine)
+        pair = (str(save(image, folder / f"{part}_t1.nii.gz")), str(save(mask, folder / f"{part}_tissue.nii.gz")))
+        csvs[part] = _pairs_csv(folder / f"{part}.csv", [pair])
+    runs = workdir / "runs" / "mni"
+    plan = {"patch_size": [48, 48, 48], "depth": 3, "batch_size": 2}
+    rows = [
+        run_method(
+            f"{model} ({minutes:g} min)",
+            csvs["train"],
+            csvs["val"],
+            csvs["test"],
+            runs / model,
+            model=model,
+            minutes=minutes,
+            plan=plan,
+            batches_per_epoch=10,
+        )
+        for model in ("lai-2d", "lai-triplanar", "lai-3d", "unet")
+    ]
+    return {"rows": rows, "slabs": slabs, "labels": {"0": "background", "1": "grey matter", "2": "white matter"}}
+
+
+def loo_experiment(workdir: Path, minutes: float) -> dict:
+    """Leave one pyradiomics case out: train on the other four (no validation case), test on it."""
+    folder = SHARED_DATA / "pyradiomics"
+    cases = ["brain1", "brain2", "breast1", "lung1", "lung2"]
+    rows = []
+    for held in cases:
+        train = _pairs_csv(
+            workdir / "data" / "loo" / f"without_{held}.csv",
+            [(str(folder / f"{c}_image.nrrd"), str(folder / f"{c}_label.nrrd")) for c in cases if c != held],
+        )
+        test = _pairs_csv(
+            workdir / "data" / "loo" / f"{held}.csv",
+            [(str(folder / f"{held}_image.nrrd"), str(folder / f"{held}_label.nrrd"))],
+        )
+        row = run_method(
+            f"unet, test {held}", train, None, test, workdir / "runs" / "loo" / held, model="unet", minutes=minutes
+        )
+        row["held_out"] = held
+        rows.append(row)
+    return {"rows": rows}
+
+
+def hybrid_experiment(workdir: Path, minutes: float) -> dict:
+    """Synthetic lesions (radius 2-8 mm, contrast 1-3 SD) in real tumour-free Br35H slices."""
+    from medlearn.data.hybrid import LesionSpec, insert_lesion
+    from medlearn.data.sources import br35h_samples
+    from medlearn.io import load, save
+    from medlearn.io.color import to_grey
+    from medlearn.io.geometry import image_from_affine
+
+    folder = workdir / "data" / "hybrid"
+    rng = np.random.default_rng(0)
+    negatives = sorted((s for s in br35h_samples() if s.label == "no"), key=lambda s: str(s.path))
+    chosen = [negatives[i] for i in rng.permutation(len(negatives))[:120]]
+    radii, contrasts = (2.0, 4.0, 8.0), (1.0, 2.0, 3.0)
+    rows: dict[str, list] = {"train": [], "val": [], "test": []}
+    lesions = []
+    for index, sample in enumerate(chosen):
+        grey = to_grey(load(sample.path))
+        grey = image_from_affine(grey.array.astype(np.float32), np.eye(4), source=str(sample.path))
+        spec = LesionSpec(radius_mm=float(rng.choice(radii)), contrast=float(rng.choice(contrasts)))
+        image, mask = insert_lesion(grey, spec, rng)
+        part = "train" if index < 80 else "val" if index < 90 else "test"
+        name = f"hybrid_{index:03d}.nii.gz"
+        image_path = save(image, folder / "images" / name)
+        mask_path = save(image_from_affine(mask[None].astype(np.uint8), image.affine), folder / "masks" / name)
+        rows[part].append((str(image_path), str(mask_path)))
+        if part == "test":
+            lesions.append({"case": name, "radius_mm": spec.radius_mm, "contrast": spec.contrast})
+    csvs = {part: _pairs_csv(folder / f"{part}.csv", pairs) for part, pairs in rows.items()}
+    runs = workdir / "runs" / "hybrid"
+    results = []
+    for model in ("unet", "patch-cnn"):
+        row = run_method(
+            f"{model} ({minutes:g} min, HYBRID)",
+            csvs["train"],
+            csvs["val"],
+            csvs["test"],
+            runs / model,
+            model=model,
+            minutes=minutes,
+        )
+        per_case = row["per_case_dice"]
+        detected = {}
+        for lesion in lesions:
+            dice = per_case.get(lesion["case"])
+            key = f"r{lesion['radius_mm']:g}mm"
+            detected.setdefault(key, []).append(dice is not None and dice > 0.1)
+        row["detected_by_radius"] = {k: round(float(np.mean(v)), 3) for k, v in sorted(detected.items())}
+        results.append(row)
+    return {"rows": results, "hybrid": True, "lesions": lesions}
+
+
+# -- table -----------------------------------------------------------------------------------------
+
+
+def _fmt(value, digits=3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _class_dice(row: dict, label: str) -> str:
+    return _fmt(row["per_class"].get(label, {}).get("dice"))
+
+
+def results_table(results: dict) -> str:
+    lines = []
+    for experiment, title in (
+        ("nuclei", "Nuclei 2D (DSB2018 image, disjoint tiles: 10 train / 2 val / 4 test)"),
+        ("mni", "MNI152 grey/white matter, 2 mm, disjoint axial slabs (3 classes)"),
+        ("loo", "pyradiomics lesions, leave one case out (5 folds, CT and MR mixed)"),
+        ("hybrid", "HYBRID: synthetic lesions in real tumour-free Br35H slices (80 train / 10 val / 30 test)"),
+    ):
+        if experiment not in results:
+            continue
+        block = results[experiment]
+        lines += [
+            f"### {title}",
+            "",
+            "| method | epochs | train s | s/epoch | GFLOP/patch | inference s | Dice | IoU | HD95 mm | missed |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in block["rows"]:
+            lines.append(
+                f"| {row['name']} | {row['epochs']} | {row['train_seconds']:.0f} | {row['seconds_per_epoch']:.1f} | "
+                f"{row.get('gflops_per_patch', 'n/a')} | "
+                f"{row['inference_seconds']:.2f} | {_fmt(row['dice'])} | {_fmt(row['iou'])} | "
+                f"{_fmt(row['hd95_mm'], 1)} | "
+                f"{row['cases_with_missed_structure']}/{row['cases']} |"
+            )
+        nn = block.get("nnunet")
+        if nn:
+            lines.append(
+                f"| nnU-Net v2 2d ({nn['budget_minutes']:g} min, {nn.get('epochs')} epochs) | {nn.get('epochs')} | "
+                f"{nn.get('train_seconds', 0):.0f} | - | - | {nn.get('predict_seconds', 0):.2f} | "
+                f"{_fmt(nn.get('dice'))} | {_fmt(nn.get('iou'))} | {_fmt(nn.get('hd95_mm'), 1)} | - |"
+            )
+        if experiment == "mni":
+            lines.append("")
+            lines.append(
+                "Per class Dice (grey / white matter): "
+                + "; ".join(
+                    f"{row['model']} {_class_dice(row, '1')} / {_class_dice(row, '2')}" for row in block["rows"]
+                )
+            )
+        if experiment == "hybrid":
+            lines.append("")
+            lines.append(
+                "Detection (Dice > 0.1) by lesion radius: "
+                + "; ".join(f"{row['model']} {row.get('detected_by_radius')}" for row in block["rows"])
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="*", default=["nuclei", "mni", "loo", "hybrid"])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/medlearn-seg-bench"))
+    parser.add_argument("--minutes", type=float, default=2.0, help="Training budget per method (nuclei, hybrid).")
+    parser.add_argument("--mni-minutes", type=float, default=3.0)
+    parser.add_argument("--loo-minutes", type=float, default=1.5)
+    parser.add_argument("--nnunet-json", type=Path, default=None, help="Output of nnunet_reference.py.")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "segmentation.json")
+    parser.add_argument("--merge", action="store_true", help="Keep experiments of an earlier JSON not rerun now.")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    results = json.loads(args.json.read_text()) if args.merge and args.json.is_file() else {}
+    nnunet = json.loads(args.nnunet_json.read_text()) if args.nnunet_json else None
+    for experiment in args.experiments:
+        if experiment == "nuclei":
+            results["nuclei"] = nuclei_experiment(args.workdir, args.minutes, nnunet)
+        elif experiment == "mni":
+            results["mni"] = mni_experiment(args.workdir, args.mni_minutes)
+        elif experiment == "loo":
+            results["loo"] = loo_experiment(args.workdir, args.loo_minutes)
+        elif experiment == "hybrid":
+            results["hybrid"] = hybrid_experiment(args.workdir, args.minutes)
+        else:
+            raise SystemExit(f"unknown experiment {experiment}")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    table = results_table(results)
+    print(table)
+    replace_section(HERE / "RESULTS.md", "segmentation", table)
+
+
+if __name__ == "__main__":
+    main()
