@@ -68,9 +68,42 @@ def test_slice_wise_plan_takes_2d_patches_from_a_volume_and_pads_small_cases():
 def test_augmentation_flips_image_and_labels_together():
     image = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     labels = (image[0] > 7).astype(np.uint8)
-    flipped_image, flipped_labels = PatchAugmentation(flips=(0,), scale=1.0, shift=0.0).apply(image, labels)
+    flipped_image, flipped_labels = PatchAugmentation(flips=(0,)).apply(image, labels)
     np.testing.assert_array_equal(flipped_labels, (flipped_image[0] > 7).astype(np.uint8))
     assert flipped_image[0, 0, 0] == 12
+
+
+def test_intensity_augmentations_change_the_image_only_and_are_reproducible():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 16, 16)).astype(np.float32)
+    labels = (image[0] > 0).astype(np.uint8)
+    augmentation = PatchAugmentation(noise_std=0.1, blur_sigma=1.0, brightness=1.2, contrast=0.8, gamma=1.3)
+    out, out_labels = augmentation.apply(image, labels)
+    again, _ = augmentation.apply(image, labels)
+    np.testing.assert_array_equal(out, again)  # the noise comes from the sampled seed, not a global RNG
+    np.testing.assert_array_equal(out_labels, labels)
+    assert out.std() < image.std()  # blur and lower contrast dominate
+    unchanged, _ = PatchAugmentation().apply(image, labels)
+    np.testing.assert_array_equal(unchanged, image)
+
+
+def test_rotation_moves_image_and_labels_together():
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:10, 14:18] = 1  # a bar near the top edge
+    image = labels[None].astype(np.float32) * 5
+    out, out_labels = PatchAugmentation(angle=np.pi).apply(image, labels)  # half a turn about the centre
+    assert out_labels[22:28, 14:18].all() and not out_labels[4:10].any()
+    np.testing.assert_array_equal(out[0] > 2.5, out_labels.astype(bool))
+    zoomed, zoomed_labels = PatchAugmentation(zoom=1.4).apply(image, labels)
+    assert zoomed_labels.sum() > labels.sum() * 1.5
+
+
+def test_sampled_augmentations_follow_their_probabilities():
+    rng = np.random.default_rng(1)
+    drawn = [PatchAugmentation.sample(rng, 2) for _ in range(2000)]
+    assert 0.25 < np.mean([a.gamma != 1.0 for a in drawn]) < 0.35
+    assert 0.07 < np.mean([a.noise_std > 0 for a in drawn]) < 0.13
+    assert 0.45 < np.mean([0 in a.flips for a in drawn]) < 0.55
 
 
 def test_loader_yields_batches_per_epoch_and_is_reproducible_under_its_seed():

@@ -107,6 +107,14 @@ def test_nifti_round_trip_multichannel(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.array, array)
 
 
+def test_nifti_round_trip_multichannel_2d_stays_2d(tmp_path: Path) -> None:
+    """Co-registered modalities of a 2D image (C, H, W) come back as such, not as a one-slice volume."""
+    array = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
+    back = load(save(image_from_affine(array, np.diag([0.5, 0.7, 1.0, 1.0])), tmp_path / "t1_t2.nii.gz"))
+    assert back.array.shape == (2, 4, 5) and back.spacing == pytest.approx((0.5, 0.7))
+    np.testing.assert_array_equal(back.array, array)
+
+
 def test_nrrd_round_trip_and_agreement_with_nifti(shared_data: Path, tmp_path: Path) -> None:
     image = load(shared_data / BRAIN1, modality="MR")
     back = load(save(image, tmp_path / "brain.nrrd"))

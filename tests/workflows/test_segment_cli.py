@@ -196,3 +196,30 @@ def test_dicom_series_gets_a_slice_wise_plan_and_a_dicom_seg(make_ct_series, tmp
     seg = hd.seg.segread(rows[0]["dicom_seg"])
     referenced = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
     assert len({str(item.ReferencedSOPInstanceUID) for item in referenced}) == 6
+
+
+def test_training_on_empty_masks_only_is_refused(nuclei, tmp_path: Path, capsys):
+    Image.fromarray(np.zeros((TILE, TILE), np.uint8)).save(tmp_path / "empty.png")
+    image = str(nuclei["folder"] / "images/tile_0_0.png")
+    bad = _write_pairs(tmp_path / "empty.csv", [(image, str(tmp_path / "empty.png"))] * 2)
+    assert main(["segment", "train", "--data", str(bad), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "every training mask is empty" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_hybrid_set_is_marked_hybrid_through_to_the_evaluation(nuclei_run: Path, br35h_root: Path, tmp_path: Path):
+    """`data hybrid` writes exact masks and a lesion table; results on such data are labelled HYBRID."""
+    out = tmp_path / "hybrid"
+    code = main(["data", "hybrid", str(br35h_root / "no"), "--out", str(out), "--count", "4", "--radii", "3,9"])
+    assert code == 0
+    pairs = list(csv.DictReader((out / "pairs.csv").read_text().splitlines()))
+    lesions = list(csv.DictReader((out / "lesions.csv").read_text().splitlines()))
+    assert len(pairs) == 4 and [float(row["radius_mm"]) for row in lesions[:2]] == [3.0, 3.0]
+    first = load(out / pairs[0]["image"])
+    assert first.tags["hybrid"] and load(out / pairs[0]["mask"]).array.sum() == int(lesions[0]["voxels"])
+    small, large = int(lesions[0]["voxels"]), int(lesions[-1]["voxels"])
+    assert large > 4 * small  # radius 9 against radius 3
+    metrics = tmp_path / "m.json"
+    assert main(["segment", "evaluate", str(nuclei_run), "--data", str(out / "pairs.csv"), "--json", str(metrics)]) == 0
+    assert json.loads(metrics.read_text())["hybrid"] is True
+    assert "HYBRID" in (nuclei_run / "evaluation-pairs.html").read_text()

@@ -23,9 +23,6 @@ def plan_command(
     ] = None,
 ) -> None:
     """Fingerprint the dataset (spacings, sizes, foreground intensities, classes) and print the plan."""
-    from rich.console import Console
-    from rich.table import Table
-
     from medlearn.data.sources import load_pairs
     from medlearn.planning.fingerprint import fingerprint
     from medlearn.planning.plan import make_plan
@@ -33,11 +30,7 @@ def plan_command(
 
     fp = fingerprint(load_pairs(data), modality=modality)
     plan = make_plan(fp).with_overrides(_parse_overrides(overrides or []))
-    table = Table(title=f"Segmentation plan for {data} ({len(fp.cases)} cases, {fp.modality})", show_header=False)
-    for key, value in plan.to_dict().items():
-        table.add_row(key, json.dumps(value))
-    table.add_row("class frequencies", ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_frequencies().items()))
-    Console().print(table)
+    _print_plan(plan, fp, f"Segmentation plan for {data}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps({"fingerprint": fp.to_dict(), "plan": plan.to_dict()}, indent=2))
 
@@ -92,7 +85,7 @@ def train_command(
         request = SegmentationTrainRequest.build(
             data=data, out=out, val_data=val_data, config_file=config, overrides=request_overrides
         )
-        outcome = train_segmenter(request, quiet=quiet)
+        outcome = train_segmenter(request, quiet=quiet, show_plan=_print_plan)
     if outcome.metrics:
         typer.echo(
             f"validation Dice {_number(outcome.metrics.get('dice'))}, HD95 {_number(outcome.metrics.get('hd95_mm'))} mm"
@@ -146,6 +139,17 @@ def models_command() -> None:
 
     for entry in list_models("segmentation"):
         typer.echo(f"{entry.name:<16} {entry.summary}")
+
+
+def _print_plan(plan, fp, title: str = "Segmentation plan") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({len(fp.cases)} cases, {fp.modality})", show_header=False)
+    for key, value in plan.to_dict().items():
+        table.add_row(key, json.dumps(value))
+    table.add_row("class frequencies", ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_frequencies().items()))
+    Console().print(table)
 
 
 def _number(value) -> str:

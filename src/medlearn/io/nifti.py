@@ -1,7 +1,9 @@
 """NIfTI-1/2 (.nii, .nii.gz) through nibabel, whose affine is already RAS+ world millimetres.
 
-A 4th dimension (time, echoes, vector components) becomes the channel axis. Our writer stores the
-modality in the header's ``descrip`` field so a round trip keeps it.
+A 4th dimension (time, echoes, vector components, co-registered modalities as in the Medical Segmentation
+Decathlon) becomes the channel axis; with a single slice it is a multi-channel 2D image. Our writer stores the
+modality in the header's ``descrip`` field so a round trip keeps it, and the ``hybrid`` mark of images with
+synthetic lesions (:mod:`medlearn.data.hybrid`), so results on them are always labelled as such.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ def read_nifti(path: Path) -> MedicalImage:
         array = np.asanyarray(img.dataobj)
         descrip = bytes(img.header.get("descrip", b"")).decode("latin-1", "replace")
     array = array.astype(array.dtype.newbyteorder("="), copy=False)
-    array = np.moveaxis(array, -1, 0) if array.ndim == 4 else array[None]
+    if array.ndim == 4:
+        array = np.moveaxis(array, -1, 0)
+        if array.shape[3] == 1:  # several channels of one 2D image (as our writer stores them): keep it 2D
+            array = array[..., 0]
+    else:
+        array = array[None]
     found = _MODALITY.search(descrip)
     return image_from_affine(
         np.ascontiguousarray(array),
@@ -40,7 +47,7 @@ def read_nifti(path: Path) -> MedicalImage:
         modality=found.group(1) if found else "OT",
         source=str(path),
         format="NIfTI",
-        tags={"nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1},
+        tags={"nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1, "hybrid": " hybrid" in descrip},
     )
 
 
@@ -60,7 +67,8 @@ def write_nifti(image: MedicalImage, path: Path) -> Path:
     img.set_qform(image.affine, code=1)
     img.set_sform(image.affine, code=1)
     img.header.set_xyzt_units("mm")
-    img.header["descrip"] = f"medlearn modality={image.modality}"[:79].encode()
+    hybrid = " hybrid" if image.tags.get("hybrid") else ""  # synthetic lesions: the mark travels with the file
+    img.header["descrip"] = f"medlearn modality={image.modality}{hybrid}"[:79].encode()
     payload = img.to_bytes()
     if path.name.lower().endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6)

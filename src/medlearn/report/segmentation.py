@@ -56,7 +56,8 @@ def write_segmentation_report(
     from medlearn.workflows.run_info import environment_info
 
     model = settings.get("model", "?")
-    report = Report(title, f"{model} segmentation, evaluated on {evaluated_on}")
+    where = f"HYBRID data (synthetic lesions in real images): {evaluated_on}" if hybrid else evaluated_on
+    report = Report(title, f"{model} segmentation, evaluated on {where}")
     report.add_summary("Summary")
     dims = f"{plan.get('spatial_dims')}D" + (" slice by slice" if plan.get("slice_axis") is not None else "")
     report.add_text(

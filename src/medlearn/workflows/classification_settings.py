@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from medlearn.data.preprocess import ClassificationPreprocessing, parse_ct_window
-from medlearn.errors import MedlearnError
+from medlearn.utils.settings import settings_from_dict
 
 #: The default of ``classify train``, chosen by benchmarks/classification.py (see benchmarks/RESULTS.md).
 DEFAULT_MODEL = "cls-multires"
@@ -50,8 +50,4 @@ class ClassifierSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> ClassifierSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MedlearnError(f"unknown classification settings: {', '.join(unknown)}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "classification")

@@ -32,6 +32,8 @@ class CaseResult:
     seconds: float
     overlay: np.ndarray | None = None
     overlay_caption: str = ""
+    #: The image carries synthetic lesions (medlearn.data.hybrid): results must say so.
+    hybrid: bool = False
 
     def mean(self, metric: str) -> float:
         """Mean over the classes present in truth or prediction (NaN when none is)."""
@@ -70,13 +72,14 @@ def evaluate_cases(segmenter: TrainedSegmenter, samples, *, tta: bool | None = N
         predicted = prediction.mask.array[0].astype(np.int64)
         metrics = segmentation_metrics(predicted, truth, image.spacing, segmenter.plan.labels)
         overlay, caption = volume_overlay(image.array, image.spacing, predicted, truth)
-        results.append(CaseResult(Path(sample.path).name, str(sample.path), metrics, seconds, overlay, caption))
+        hybrid = bool(image.tags.get("hybrid"))
+        results.append(CaseResult(Path(sample.path).name, str(sample.path), metrics, seconds, overlay, caption, hybrid))
     return results
 
 
 def summarize(results: list[CaseResult], labels: list[int]) -> dict:
     """Means over cases (NaN-free), per class, and how many cases missed a structure entirely (HD95 = inf)."""
-    summary: dict = {"cases": len(results)}
+    summary: dict = {"cases": len(results), "hybrid": any(r.hybrid for r in results)}
     for metric in SUMMARY_METRICS:
         values = np.array([r.mean(metric) for r in results], dtype=float)
         finite = values[np.isfinite(values)]
@@ -165,6 +168,7 @@ def _write_report(path: Path, segmenter, results, summary, *, title, evaluated_o
         config=segmenter.config or {},
         history=history,
         fingerprint=fingerprint,
+        hybrid=bool(summary.get("hybrid")),
     )
 
 

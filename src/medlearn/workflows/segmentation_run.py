@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import medlearn
 from medlearn.data.records import Sample
 from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
+from medlearn.planning.fingerprint import DatasetFingerprint
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.utils.yaml_files import read_yaml
 from medlearn.workflows.segmentation_settings import SEGMENTATION_TRAINING_DEFAULTS, SegmenterSettings
@@ -78,8 +80,14 @@ def holdout_split(samples: list[Sample], fraction: float, seed: int) -> Split:
     return Split(train=[s for s in samples if s.group_key not in held], val=[s for s in samples if s.group_key in held])
 
 
-def train_segmenter(request: SegmentationTrainRequest, *, quiet: bool = False) -> SegmentationOutcome:
-    """Fresh run on the pairs of ``request.data`` (validation: ``request.val_data`` or a held-out share)."""
+def train_segmenter(
+    request: SegmentationTrainRequest,
+    *,
+    quiet: bool = False,
+    show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
+) -> SegmentationOutcome:
+    """Fresh run on the pairs of ``request.data`` (validation: ``request.val_data`` or a held-out share);
+    ``show_plan`` is called with the plan before training starts (the CLI prints it)."""
     from medlearn.data.sources import load_pairs
     from medlearn.engine.rundir import RunDir
     from medlearn.planning.fingerprint import fingerprint
@@ -93,7 +101,11 @@ def train_segmenter(request: SegmentationTrainRequest, *, quiet: bool = False) -
     else:
         split = holdout_split(samples, settings.val_fraction, seed)
     fp = fingerprint(split.train, modality=settings.modality)
+    if len(fp.labels) < 2:
+        raise MedlearnError("every training mask is empty (background only): there is nothing to learn", request.data)
     plan = make_plan(fp).with_overrides(settings.plan_overrides)
+    if show_plan is not None:
+        show_plan(plan, fp)
     cases = _prepare(split, plan)  # reads every pair: bad data fails here, before a run folder exists
     run = RunDir.create(request.out)
     split.to_csv(run.path / "split.csv")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
 from medlearn.errors import MedlearnError
 from medlearn.planning.plan import SegmentationPlan
+from medlearn.utils.settings import settings_from_dict
 
 #: The default of ``segment train`` (see benchmarks/RESULTS.md, segmentation section).
 DEFAULT_MODEL = "unet"
@@ -61,11 +62,7 @@ class SegmenterSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> SegmenterSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MedlearnError(f"unknown segmentation settings: {', '.join(unknown)}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "segmentation")
 
 
 def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: dict | None = None) -> nn.Module:
