@@ -44,6 +44,18 @@ def test_zscore_is_per_channel():
     np.testing.assert_allclose(out.std(axis=1), 1, atol=1e-5)
 
 
+def test_nonzero_zscore_ignores_the_background_so_cropping_does_not_shift_intensities():
+    brain = np.random.default_rng(0).normal(100, 10, size=(20, 20))
+    small_background = np.pad(brain, 2)[None]
+    large_background = np.pad(brain, 30)[None]
+    plan = _plan(normalization_params={"nonzero": True})
+    a, b = normalize_for_plan(small_background, plan), normalize_for_plan(large_background, plan)
+    np.testing.assert_allclose(a[0, 2:-2, 2:-2], b[0, 30:-30, 30:-30], rtol=1e-5)
+    assert b[0, 0, 0] == 0.0
+    whole = normalize_for_plan(large_background, _plan())  # plain z-score: the brain's values move
+    assert abs(float(whole[0, 30:-30, 30:-30].mean()) - float(b[0, 30:-30, 30:-30].mean())) > 0.5
+
+
 def test_prepare_image_resamples_to_the_plan_spacing():
     image = _volume(np.random.default_rng(0).normal(size=(40, 40, 10)))
     array = prepare_image(image, _plan())

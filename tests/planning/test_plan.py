@@ -32,6 +32,7 @@ def test_anisotropic_mr_volumes_are_planned_slice_by_slice(shared_data):
     assert plan.target_spacing == pytest.approx([0.78125, 0.78125, 6.5])
     assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
     assert plan.normalization == "zscore" and plan.labels == [0, 1]
+    assert plan.normalization_params == {}  # 94% of the voxels are non-zero: no body mask to respect
 
 
 def test_ct_gets_foreground_clipping_and_isotropic_data_a_3d_plan(shared_data):
@@ -49,6 +50,7 @@ def test_isotropic_volume_gets_a_3d_patch_within_the_cpu_budget(shared_data):
     gm = root / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
     plan = make_plan(fingerprint([Sample(t1, target=gm)]))
     assert plan.spatial_dims == 3 and plan.slice_axis is None
+    assert plan.normalization_params == {"nonzero": True}  # 22% non-zero: z-scores inside the head only
     assert np.prod(plan.patch_size) <= 64**3
     assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
 

@@ -54,7 +54,8 @@ def planned_shape(shape: Sequence[int], ratio: Sequence[float]) -> tuple[int, ..
 
 def normalize_for_plan(array: np.ndarray, plan: SegmentationPlan) -> np.ndarray:
     """The plan's normalisation: CT clipped to the foreground percentiles and z-scored with the dataset's
-    foreground statistics; anything else z-scored per image and channel."""
+    foreground statistics; anything else z-scored per image and channel (over non-zero voxels only, and
+    zeros kept at 0, when the plan says ``nonzero``)."""
     array = array.astype(np.float32, copy=True)
     if plan.normalization == "ct":
         params = plan.normalization_params
@@ -64,10 +65,16 @@ def normalize_for_plan(array: np.ndarray, plan: SegmentationPlan) -> np.ndarray:
         return array
     if plan.normalization != "zscore":
         raise MedlearnError(f"unknown normalisation {plan.normalization!r} in the plan (known: ct, zscore)")
+    inside = array.any(axis=0) if plan.normalization_params.get("nonzero") else None
     for channel in array:
-        std = float(channel.std())
-        channel -= float(channel.mean())
+        values = channel[inside] if inside is not None else channel
+        if values.size == 0:
+            continue
+        mean, std = float(values.mean()), float(values.std())
+        channel -= mean
         channel /= std if std > 0 else 1.0
+        if inside is not None:
+            channel[~inside] = 0.0
     return array
 
 

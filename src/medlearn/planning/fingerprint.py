@@ -28,6 +28,8 @@ class CaseFingerprint:
     channels: int
     modality: str
     label_voxels: dict[int, int]
+    #: Share of voxels that are not exactly 0 (less than 1 on skull-stripped or cropped MR: a body mask).
+    nonzero_fraction: float = 1.0
 
 
 @dataclass
@@ -103,6 +105,7 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
                 channels=image.channels,
                 modality=(modality or image.modality).upper(),
                 label_voxels={int(v): int(c) for v, c in zip(values, counts, strict=True)},
+                nonzero_fraction=float(np.count_nonzero(image.array.any(axis=0)) / labels.size),
             )
         )
     dims = {len(c.shape) for c in cases}

@@ -9,7 +9,9 @@
 - depth: down-sampling stages until the smallest patch side reaches 8 (at most 5);
 - batch: as many 2D patches as fit 2**20 pixels (2-32); 2 for 3D;
 - normalisation: CT clipped to the foreground's 0.5-99.5 percentiles and z-scored with the
-  foreground mean/std (HU mean something across cases); everything else z-scored per case.
+  foreground mean/std (HU mean something across cases); everything else z-scored per case, over the
+  non-zero voxels when zeros mark outside-the-body (median non-zero share below 3/4, nnU-Net's rule),
+  so the amount of background in a case does not shift its intensities.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ANISOTROPY_RATIO = 3.0
 VOXEL_BUDGET = {2: 256 * 256, 3: 64**3}
 MAX_DEPTH = 5
 MIN_BOTTLENECK = 8
+#: Below this median share of non-zero voxels, z-scores use the non-zero voxels only (nnU-Net's rule).
+NONZERO_MASK_SHARE = 0.75
 
 
 @dataclass
@@ -91,7 +95,8 @@ def make_plan(fp: DatasetFingerprint) -> SegmentationPlan:
             "std": max(stats["std"], 1e-6),
         }
     else:
-        normalization, params = "zscore", {}
+        nonzero = float(np.median([c.nonzero_fraction for c in fp.cases])) < NONZERO_MASK_SHARE
+        normalization, params = "zscore", ({"nonzero": True} if nonzero else {})
     return SegmentationPlan(
         spatial_dims=network_dims,
         target_spacing=[float(s) for s in target],
