@@ -24,6 +24,7 @@ SECTION_TITLES = (
 )
 OVERLAYS_PER_END = 3
 
+_LABELS = {"dice": "Dice", "iou": "IoU", "hd95_mm": "HD95 (mm)", "asd_mm": "ASD (mm)"}
 _MEANINGS = {
     "dice": "overlap of prediction and truth, 0 (none) to 1 (identical)",
     "iou": "intersection over union, a stricter overlap score",
