@@ -378,6 +378,15 @@ def _fmt(value, digits=3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _detection(block: dict, row: dict, key: str, unit: str) -> str:
+    """Share of test lesions found (Dice > 0.1), grouped by one lesion property."""
+    found: dict[float, list[bool]] = {}
+    for lesion in block.get("lesions", []):
+        dice = row.get("per_case_dice", {}).get(lesion["case"])
+        found.setdefault(lesion[key], []).append(dice is not None and dice > 0.1)
+    return ", ".join(f"{level:g} {unit}: {np.mean(hits):.0%} of {len(hits)}" for level, hits in sorted(found.items()))
+
+
 def _class_dice(row: dict, label: str) -> str:
     return _fmt(row["per_class"].get(label, {}).get("dice"))
 
@@ -435,10 +444,12 @@ def results_table(results: dict) -> str:
             )
         if experiment == "hybrid":
             lines.append("")
-            lines.append(
-                "Detection (Dice > 0.1) by lesion radius: "
-                + "; ".join(f"{row['model']} {row.get('detected_by_radius')}" for row in block["rows"])
-            )
+            for key, unit in (("radius_mm", "mm radius"), ("contrast", "SD contrast")):
+                lines.append(
+                    f"Detection (Dice > 0.1) by lesion {key.split('_')[0]}: "
+                    + "; ".join(f"{row['model']} {_detection(block, row, key, unit)}" for row in block["rows"])
+                )
+                lines.append("")
         lines.append("")
     return "\n".join(lines)
 
@@ -538,13 +549,15 @@ def main() -> None:
     parser.add_argument("--nnunet-json", type=Path, default=None, help="Output of nnunet_reference.py.")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "segmentation.json")
     parser.add_argument("--merge", action="store_true", help="Keep experiments of an earlier JSON not rerun now.")
+    parser.add_argument("--table-only", action="store_true", help="Rewrite RESULTS.md from the JSON, run nothing.")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
-    results = json.loads(args.json.read_text()) if args.merge and args.json.is_file() else {}
+    keep = args.merge or args.table_only
+    results = json.loads(args.json.read_text()) if keep and args.json.is_file() else {}
     nnunet = json.loads(args.nnunet_json.read_text()) if args.nnunet_json else None
-    for experiment in args.experiments:
+    for experiment in [] if args.table_only else args.experiments:
         if experiment == "nuclei":
             results["nuclei"] = nuclei_experiment(args.workdir, args.minutes, nnunet)
         elif experiment == "mni":
