@@ -30,6 +30,11 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not name.startswith(".") and name.endswith(IMAGE_SUFFIXES)
 
 
+def is_dicom_series(folder: Path) -> bool:
+    """A folder counts as one image when it holds DICOM files (a series)."""
+    return any(p.is_file() and p.name.lower().endswith((".dcm", ".dicom")) for p in folder.iterdir())
+
+
 def find_image_files(inputs: Iterable[Path]) -> list[Path]:
     """Files as given, and every image file under each folder (recursively, sorted)."""
     found: list[Path] = []

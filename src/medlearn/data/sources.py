@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from medlearn.data.files import IMAGE_SUFFIXES, is_image_file
+from medlearn.data.files import IMAGE_SUFFIXES, is_dicom_series, is_image_file
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 
@@ -39,7 +39,7 @@ def samples_from_folder(folder: str | Path) -> list[Sample]:
         for entry in sorted(class_dir.iterdir()):
             if entry.name.startswith("."):
                 continue
-            if is_image_file(entry) or (entry.is_dir() and _is_dicom_series(entry)):
+            if is_image_file(entry) or (entry.is_dir() and is_dicom_series(entry)):
                 samples.append(Sample(path=entry, label=class_dir.name))
     if not samples:
         raise MedlearnError(f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} in the class sub-folders", folder)
@@ -107,11 +107,6 @@ def br35h_samples() -> list[Sample]:
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
-
-
-def _is_dicom_series(folder: Path) -> bool:
-    """A folder counts as one image when it holds DICOM files (a series)."""
-    return any(p.is_file() and p.name.lower().endswith((".dcm", ".dicom")) for p in folder.iterdir())
 
 
 def pairs_from_folder(folder: str | Path) -> list[Sample]:

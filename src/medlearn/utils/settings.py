@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from medlearn.errors import MedlearnError
@@ -17,3 +19,18 @@ def settings_from_dict(cls: type[T], values: dict[str, Any], kind: str) -> T:
     if unknown:
         raise MedlearnError(f"unknown {kind} settings: {', '.join(unknown)}")
     return cls(**values)
+
+
+def merge_layers(
+    defaults: Mapping[str, Mapping[str, Any]], config_file: Path | None, overrides: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Per-section settings: ``defaults``, then the YAML ``config_file``, then ``overrides`` (CLI flags); later
+    layers win, and a ``None`` value (a flag not given) never overrides anything."""
+    from medlearn.utils.yaml_files import read_yaml
+
+    layers = [defaults, read_yaml(config_file) if config_file is not None else {}, overrides or {}]
+    merged: dict[str, dict[str, Any]] = {section: {} for section in defaults}
+    for layer in layers:
+        for section in merged:
+            merged[section].update({k: v for k, v in (layer.get(section) or {}).items() if v is not None})
+    return merged

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import medlearn
+from medlearn.utils.settings import merge_layers
 from medlearn.utils.yaml_files import read_yaml
 from medlearn.workflows.classification_settings import ClassifierSettings
 
@@ -37,14 +38,8 @@ class TrainRequest:
 
     @classmethod
     def build(cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None):
-        layers = [{"classification": {}, "training": dict(CLASSIFICATION_TRAINING_DEFAULTS)}]
-        if config_file is not None:
-            layers.append(read_yaml(config_file))
-        layers.append(overrides or {})
-        merged: dict = {"classification": {}, "training": {}}
-        for layer in layers:
-            for section in ("classification", "training"):
-                merged[section].update({k: v for k, v in (layer.get(section) or {}).items() if v is not None})
+        defaults = {"classification": {}, "training": CLASSIFICATION_TRAINING_DEFAULTS}
+        merged = merge_layers(defaults, config_file, overrides)
         return cls(str(data), Path(out), ClassifierSettings.from_dict(merged["classification"]), merged["training"])
 
 

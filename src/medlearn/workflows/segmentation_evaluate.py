@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.classification import to_jsonable
 from medlearn.utils.atomic import write_text_atomic
 from medlearn.workflows.run_info import data_slug, read_history
 from medlearn.workflows.segmenter import TrainedSegmenter
 
 SUMMARY_METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
-OVERLAYS_PER_END = 3
 
 
 @dataclass
@@ -44,8 +44,8 @@ class CaseResult:
         return {
             "case": self.name,
             "image": self.image,
-            **{metric: _plain(self.mean(metric)) for metric in SUMMARY_METRICS},
-            "per_class": {str(k): {m: _plain(v) for m, v in values.items()} for k, values in self.metrics.items()},
+            **{metric: to_jsonable(self.mean(metric)) for metric in SUMMARY_METRICS},
+            "per_class": {str(k): {m: to_jsonable(v) for m, v in values.items()} for k, values in self.metrics.items()},
             "seconds": round(self.seconds, 3),
         }
 
@@ -83,7 +83,7 @@ def summarize(results: list[CaseResult], labels: list[int]) -> dict:
     for metric in SUMMARY_METRICS:
         values = np.array([r.mean(metric) for r in results], dtype=float)
         finite = values[np.isfinite(values)]
-        summary[metric] = _plain(float(finite.mean())) if finite.size else None
+        summary[metric] = to_jsonable(float(finite.mean())) if finite.size else None
     summary["cases_with_missed_structure"] = int(sum(not math.isfinite(r.mean("hd95_mm")) for r in results))
     per_class = {}
     for label in labels:
@@ -93,7 +93,7 @@ def summarize(results: list[CaseResult], labels: list[int]) -> dict:
         for metric in SUMMARY_METRICS:
             values = np.array([r.metrics[label][metric] for r in results], dtype=float)
             finite = values[np.isfinite(values)]
-            per_class[str(label)][metric] = _plain(float(finite.mean())) if finite.size else None
+            per_class[str(label)][metric] = to_jsonable(float(finite.mean())) if finite.size else None
     summary["per_class"] = per_class
     summary["per_case"] = [r.to_dict() for r in results]
     return summary
@@ -170,8 +170,3 @@ def _write_report(path: Path, segmenter, results, summary, *, title, evaluated_o
         fingerprint=fingerprint,
         hybrid=bool(summary.get("hybrid")),
     )
-
-
-def _plain(value: float) -> float | None:
-    """JSON has no NaN/inf: a missing value is null (the summary says how many cases missed)."""
-    return float(value) if math.isfinite(value) else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.data.files import find_image_files
+from medlearn.data.files import IMAGE_SUFFIXES, find_image_files, is_dicom_series
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 from medlearn.workflows.segmenter import TrainedSegmenter
@@ -34,7 +34,7 @@ def segmentation_inputs(inputs: list[Path]) -> list[Path]:
     """Image files and DICOM series folders (a folder holding ``.dcm`` files is one image)."""
     found: list[Path] = []
     for item in map(Path, inputs):
-        if item.is_dir() and any(p.suffix.lower() in (".dcm", ".dicom") for p in item.iterdir() if p.is_file()):
+        if item.is_dir() and is_dicom_series(item):
             found.append(item)
         else:
             found += find_image_files([item])
@@ -81,24 +81,20 @@ def _write_outputs(path: Path, image, mask, labels: list[int], out_dir: Path) ->
         row["dicom_seg"] = str(_write_dicom_seg(mask, path, out_dir / f"{stem}_seg.dcm", labels))
     overlay, _ = volume_overlay(image.array, image.spacing, mask.array[0])
     row["overlay"] = str(write_bytes_atomic(out_dir / f"{stem}_overlay.png", _png(overlay)))
-    voxel_ml = float(np.prod(image.spacing)) / 1000.0
+    volume = image.spatial_ndim == 3
+    unit, per_voxel = ("volume_ml", np.prod(image.spacing) / 1000.0) if volume else ("area_mm2", np.prod(image.spacing))
     for label in labels:
         if label:
-            row[f"volume_ml_{label}" if image.spatial_ndim == 3 else f"area_mm2_{label}"] = round(
-                float((mask.array[0] == label).sum())
-                * (voxel_ml if image.spatial_ndim == 3 else float(np.prod(image.spacing))),
-                3,
-            )
+            row[f"{unit}_{label}"] = round(float((mask.array[0] == label).sum() * per_voxel), 3)
     return row
 
 
 def _write_dicom_seg(mask, source: Path, target: Path, labels: list[int]) -> Path | str:
     from medlearn.io.dicom_seg import write_dicom_seg
 
-    present = {int(v) for v in np.unique(mask.array[0])} - {0}
-    names = {label: f"label {label}" for label in labels if label}
-    if not present:
+    if not mask.array.any():
         return "not written: empty prediction"
+    names = {label: f"label {label}" for label in labels if label}
     return write_dicom_seg(mask.array[0], source, target, labels=names, series_description="medlearn segmentation")
 
 
@@ -112,10 +108,8 @@ def _png(rgb: np.ndarray) -> bytes:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
+    return name[: len(name) - len(suffix)]
 
 
 def _write_table(path: Path, rows: list[dict]) -> Path:

@@ -23,8 +23,12 @@ from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import DatasetFingerprint
 from medlearn.planning.plan import SegmentationPlan
-from medlearn.utils.yaml_files import read_yaml
-from medlearn.workflows.segmentation_settings import SEGMENTATION_TRAINING_DEFAULTS, SegmenterSettings
+from medlearn.utils.settings import merge_layers
+from medlearn.workflows.segmentation_settings import (
+    SEGMENTATION_TRAINING_DEFAULTS,
+    SegmenterSettings,
+    read_segmentation_run,
+)
 
 log = logging.getLogger("medlearn")
 
@@ -49,14 +53,8 @@ class SegmentationTrainRequest:
         config_file: Path | None = None,
         overrides: dict | None = None,
     ) -> SegmentationTrainRequest:
-        layers = [{"segmentation": {}, "training": dict(SEGMENTATION_TRAINING_DEFAULTS)}]
-        if config_file is not None:
-            layers.append(read_yaml(config_file))
-        layers.append(overrides or {})
-        merged: dict = {"segmentation": {}, "training": {}}
-        for layer in layers:
-            for section in merged:
-                merged[section].update({k: v for k, v in (layer.get(section) or {}).items() if v is not None})
+        defaults = {"segmentation": {}, "training": SEGMENTATION_TRAINING_DEFAULTS}
+        merged = merge_layers(defaults, config_file, overrides)
         settings = SegmenterSettings.from_dict(merged["segmentation"])
         return cls(str(data), Path(out), settings, merged["training"], val_data)
 
@@ -130,11 +128,7 @@ def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> SegmentationOutco
     from medlearn.engine.rundir import RunDir
 
     run = RunDir.open(run_dir)
-    config = run.read_config()
-    if config.get("task") != "segmentation":
-        raise MedlearnError("not a segmentation run (config.yaml task is not 'segmentation')", run.path)
-    settings = SegmenterSettings.from_dict(config["segmentation"])
-    plan = SegmentationPlan(**config["plan"])
+    config, plan, settings = read_segmentation_run(run)
     split = Split.from_csv(run.path / "split.csv")
     cases = _prepare(split, plan)
     return _train_and_report(run, settings, plan, config["training"], cases, quiet=quiet, resume=True)

@@ -77,3 +77,14 @@ def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: di
         kwargs["depth"] = plan.depth
     kwargs.update(model_kwargs or {})
     return create_model(name, **kwargs)
+
+
+def read_segmentation_run(run) -> tuple[dict, SegmentationPlan, SegmenterSettings]:
+    """``(config, plan, settings)`` recorded in a segmentation run directory (a :class:`RunDir`)."""
+    config = run.read_config()
+    if config.get("task") != "segmentation":
+        raise MedlearnError("not a segmentation run (config.yaml task is not 'segmentation')", run.path)
+    try:
+        return config, SegmentationPlan(**config["plan"]), SegmenterSettings.from_dict(config["segmentation"])
+    except (KeyError, TypeError) as error:
+        raise MedlearnError(f"config.yaml is not a segmentation run config ({error})", run.config_path) from None

@@ -44,17 +44,10 @@ class TrainedSegmenter:
         """Rebuild the model from ``config.yaml`` (plan included) and load its safetensors weights."""
         from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
         from medlearn.engine.rundir import RunDir
-        from medlearn.workflows.segmentation_settings import build_segmentation_model
+        from medlearn.workflows.segmentation_settings import build_segmentation_model, read_segmentation_run
 
         run = RunDir.open(run_dir)
-        config = run.read_config()
-        if config.get("task") != "segmentation":
-            raise MedlearnError("not a segmentation run (config.yaml task is not 'segmentation')", run.path)
-        try:
-            plan = SegmentationPlan(**config["plan"])
-            settings = SegmenterSettings.from_dict(config["segmentation"])
-        except (KeyError, TypeError) as error:
-            raise MedlearnError(f"config.yaml is not a segmentation run config ({error})", run.config_path) from None
+        config, plan, settings = read_segmentation_run(run)
         model = build_segmentation_model(settings.model, plan, settings.model_kwargs)
         load_weights(model, checkpoint_weights_file(run.path, checkpoint))
         model.eval()
