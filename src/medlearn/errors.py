@@ -25,3 +25,8 @@ class ImageReadError(MedlearnError):
 
 class NonFiniteImageError(ImageReadError):
     """An image holding NaN or infinite pixel values, which must not be fed silently to a model."""
+
+
+class InconsistentDataError(MedlearnError):
+    """Images that cannot be used together (e.g. grey images in a colour training set): never skipped, always
+    reported, because dropping them silently would change what the model learns."""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from medlearn.cli.options import Epochs, MaxMinutes, Precision, Quiet, Resume, Strict
 from medlearn.errors import MedlearnError
 
 classify = typer.Typer(help="Train, evaluate and apply image classifiers.", no_args_is_help=True)
@@ -19,11 +20,8 @@ def train(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
     model: Annotated[str | None, typer.Option(help="Registered model name (see 'medlearn classify models').")] = None,
-    max_minutes: Annotated[
-        float | None,
-        typer.Option(help="Training time budget; stops cleanly after the epoch that exceeds it."),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum number of epochs.")] = None,
+    max_minutes: MaxMinutes = None,
+    epochs: Epochs = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per optimisation step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Images are padded square and resized to this side.")] = None,
@@ -45,14 +43,14 @@ def train(
     seed: Annotated[
         int | None, typer.Option(help="Seed of the split, initialisation, shuffling and augmentation.")
     ] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp32.")] = None,
+    precision: Precision = None,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the model (costs warm-up time).")
     ] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with 'classification:' and 'training:' settings.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory.")] = None,
-    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    resume: Resume = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a classifier on a duplicate-aware split and write the run directory with its report."""
     from medlearn.workflows.classification_run import TrainRequest, resume_classifier, train_classifier
@@ -117,7 +115,7 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by 'classify train'.")],
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (any supported format).")],
     out: Annotated[Path, typer.Option(help="CSV of class probabilities to write.")] = Path("predictions.csv"),
-    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")] = False,
+    strict: Strict = False,
 ) -> None:
     """Write calibrated class probabilities for every readable image; list the skipped ones."""
     from medlearn.workflows.classification_predict import predict_files

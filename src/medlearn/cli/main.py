@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, info_cmd, segment_cmd
+    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, enhance_cmd, generate_cmd, info_cmd, segment_cmd
 
-    for module in (info_cmd, data_cmd, classify_cmd, segment_cmd, demo_cmd):
+    for module in (info_cmd, data_cmd, classify_cmd, segment_cmd, generate_cmd, enhance_cmd, demo_cmd):
         module.register(app)
 
 
@@ -40,13 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as done:
         return int(done.exit_code or 0)
-    except Exception as error:  # click usage errors and the like
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
+    except Exception as error:  # usage errors of click (or of the click that newer Typer versions vendor)
+        show = getattr(error, "show", None)
+        if callable(show) and hasattr(error, "exit_code"):
+            show()
             return 2
-        if isinstance(error, click.exceptions.Abort):
+        if type(error).__name__ == "Abort":
             return 130
         raise
     return 0

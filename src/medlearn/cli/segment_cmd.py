@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from medlearn.cli.options import Epochs, MaxMinutes, Precision, Quiet, Resume, parse_overrides
 from medlearn.errors import MedlearnError
 
 segment = typer.Typer(help="Segmentation: plan, train, evaluate and apply 2D/3D models.", no_args_is_help=True)
@@ -29,7 +30,7 @@ def plan_command(
     from medlearn.utils.atomic import write_text_atomic
 
     fp = fingerprint(load_pairs(data), modality=modality)
-    plan = make_plan(fp).with_overrides(_parse_overrides(overrides or []))
+    plan = make_plan(fp).with_overrides(parse_overrides(overrides or []))
     _print_plan(plan, fp, f"Segmentation plan for {data}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps({"fingerprint": fp.to_dict(), "plan": plan.to_dict()}, indent=2))
@@ -45,10 +46,8 @@ def train_command(
     val_data: Annotated[
         str | None, typer.Option("--val", help="Validation pairs (default: hold out a share of the cases).")
     ] = None,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Training time budget; stops cleanly after the epoch that exceeds it.")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum number of epochs.")] = None,
+    max_minutes: MaxMinutes = None,
+    epochs: Epochs = None,
     batches_per_epoch: Annotated[int | None, typer.Option(help="Patch batches per epoch.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
     modality: Annotated[str | None, typer.Option(help="Modality if the files do not record it (CT, MR, ...).")] = None,
@@ -59,10 +58,10 @@ def train_command(
         bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation at prediction.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and patch sampling.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp32.")] = None,
+    precision: Precision = None,
     config: Annotated[Path | None, typer.Option(help="YAML with 'segmentation:' and 'training:' settings.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    resume: Resume = None,
+    quiet: Quiet = False,
 ) -> None:
     """Fingerprint the data, plan, train on patches and report on the validation cases."""
     from medlearn.workflows.segmentation_run import SegmentationTrainRequest, resume_segmenter, train_segmenter
@@ -77,7 +76,7 @@ def train_command(
                 "model": model,
                 "modality": modality,
                 "batches_per_epoch": batches_per_epoch,
-                "plan_overrides": _parse_overrides(overrides or []) or None,
+                "plan_overrides": parse_overrides(overrides or []) or None,
                 "tta": tta,
             },
             "training": {"max_minutes": max_minutes, "epochs": epochs, "lr": lr, "seed": seed, "precision": precision},
@@ -154,19 +153,6 @@ def _print_plan(plan, fp, title: str = "Segmentation plan") -> None:
 
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def _parse_overrides(items: list[str]) -> dict:
-    parsed = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise MedlearnError(f"--set {item!r}: expected key=value")
-        try:
-            parsed[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            raise MedlearnError(f'--set {item!r}: the value must be JSON (e.g. 4, [128,128], "ct")') from None
-    return parsed
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from medlearn.data.files import file_fingerprint
 from medlearn.data.records import Sample
-from medlearn.errors import MedlearnError
+from medlearn.errors import InconsistentDataError, MedlearnError
 from medlearn.utils.atomic import atomic_path
 
 Preprocess = Callable[..., np.ndarray]
@@ -65,6 +65,8 @@ def preload(
     for sample in _iterate(samples, show_progress, description):
         try:
             arrays.append(preprocess(load(sample.path)).astype(np.float16))
+        except InconsistentDataError:
+            raise
         except MedlearnError as error:
             if strict:
                 raise

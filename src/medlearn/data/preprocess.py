@@ -28,6 +28,13 @@ class ClassificationPreprocessing:
     channels: int = 1
     modality: str | None = None
     ct_window: str | None = None
+    #: "modality": the classifier's normalisation (CT window, MR z-score, display scaling);
+    #: "unit": [0, 1] for every modality (:func:`~medlearn.io.intensity.unit_range`), what generators need.
+    intensity: str = "modality"
+
+    def __post_init__(self) -> None:
+        if self.intensity not in ("modality", "unit"):
+            raise MedlearnError(f"intensity must be 'modality' or 'unit', not {self.intensity!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +53,12 @@ class ClassificationPreprocessing:
             raise NonFiniteImageError(f"{bad} non-finite pixel values (NaN or inf)", image.source)
         modality = self.modality or image.modality
         options = {"window": parse_ct_window(self.ct_window)} if (self.ct_window and modality == "CT") else {}
-        array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
+        if self.intensity == "unit":
+            from medlearn.io.intensity import unit_range
+
+            array = unit_range(array, modality, **options)
+        else:
+            array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
         if self.channels == 3 and array.shape[0] == 1:
             array = np.repeat(array, 3, axis=0)
         return _square_resize(array, self.image_size)

@@ -5,6 +5,11 @@ autocast, checkpoints, early stopping, progress); a :class:`Task` owns the meani
 becomes a loss, and how validation outputs become metrics. Classification, segmentation,
 synthesis and the later tasks each implement this protocol instead of writing a loop.
 
+A task whose model has several parts optimised in turn (a GAN's discriminator and generator) is a
+:class:`StagedTask`: it builds one optimiser per part and calls ``optimize(name, loss)`` inside its
+``training_step`` for each stage; the trainer still owns backward, clipping, stepping, schedules,
+checkpoints and stopping, so there is still one loop.
+
 Models may define ``training_loss(inputs, targets, criterion) -> (loss, outputs)`` when their
 objective is more than ``criterion(model(inputs), targets)`` (auxiliary heads, synergic pairs);
 ``forward`` always returns the plain prediction, so inference, Grad-CAM and export see one tensor.
@@ -12,7 +17,8 @@ objective is more than ``criterion(model(inputs), targets)`` (auxiliary heads, s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -25,6 +31,9 @@ class StepResult:
 
     loss: torch.Tensor
     batch_size: int
+    #: Further per-batch values to average over the epoch into the history as ``train_<name>``
+    #: (a GAN's generator and discriminator losses, a gradient penalty).
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -46,6 +55,23 @@ class Task(Protocol):
 
     def validation_metrics(self, outputs: list[Any]) -> dict[str, float]:
         """Reduce all validation outputs to named scalar metrics (must include ``monitor``)."""
+        ...
+
+
+#: ``optimize(stage, loss)``: backward ``loss`` and step the optimiser of ``stage`` (given to staged tasks).
+Optimize = Callable[[str, torch.Tensor], None]
+
+
+@runtime_checkable
+class StagedTask(Task, Protocol):
+    """A task that optimises several parts of its model in turn, each with its own optimiser."""
+
+    def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser per stage name (in the order the stages run)."""
+        ...
+
+    def training_step(self, model: nn.Module, batch: Any, optimize: Optimize) -> StepResult:  # type: ignore[override]
+        """Run the batch's stages, calling ``optimize(stage, loss)`` for each; the result's loss is only logged."""
         ...
 
 

@@ -5,7 +5,9 @@ cosine per step, gradient clipping, bf16 autocast, channels-last, optional ``tor
 per-epoch reseeding, validation, best/last checkpoints, early stopping, a time budget, exact
 resume, progress and logs. What a batch *means* — loss and metrics — is the
 :class:`~medlearn.engine.task.Task`'s business, so classification, segmentation and later tasks
-share this loop instead of each growing its own.
+share this loop instead of each growing its own. A :class:`~medlearn.engine.task.StagedTask` (a GAN)
+brings one optimiser per stage and asks the trainer to step each in turn; ``epoch_hooks`` run after
+each epoch's checkpoint (sample grids of a generator).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from medlearn.engine.progress import TrainingProgress
 from medlearn.engine.reproducibility import loader_generators, rng_state, seed_epoch, set_rng_state
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.schedule import default_optimizer, resize_schedule, schedule_for
-from medlearn.engine.task import Task
+from medlearn.engine.task import StagedTask, StepResult, Task
 from medlearn.errors import MedlearnError
 
 COMPLETED = "completed"
@@ -42,6 +44,10 @@ EARLY_STOPPING = "early stopping"
 TIME_BUDGET = "time budget"
 
 OptimizerFactory = Callable[[nn.Module, TrainConfig], torch.optim.Optimizer]
+#: Called after each epoch's checkpoint with the epoch number and the (uncompiled) model.
+EpochHook = Callable[[int, nn.Module], None]
+#: The stage name of a task with a single optimiser.
+SINGLE_STAGE = "model"
 
 
 @dataclass
@@ -94,7 +100,8 @@ class Trainer:
 
     ``generator``: extra torch generators to reseed each epoch (the train loader's own generator
     and its sampler's are found automatically). ``log``: a :class:`TrainingProgress` (default: a
-    live bar in a terminal, plain lines otherwise; ``quiet=True`` prints nothing).
+    live bar in a terminal, plain lines otherwise; ``quiet=True`` prints nothing). ``epoch_hooks``:
+    callables run after every epoch (e.g. writing a generator's sample grid).
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class Trainer:
         log: TrainingProgress | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         quiet: bool = False,
+        epoch_hooks: Sequence[EpochHook] = (),
     ) -> None:
         self.task = task
         self.config = config
@@ -122,14 +130,31 @@ class Trainer:
         if config.channels_last:
             to_channels_last(self.model)
         self.forward_model = maybe_compile(self.model, config.compile)
-        self.optimizer = (optimizer_factory or default_optimizer)(self.model, config)
+        self.staged = isinstance(task, StagedTask)
+        if self.staged:
+            self.optimizers = dict(task.configure_optimizers(self.model, config))
+        else:
+            self.optimizers = {SINGLE_STAGE: (optimizer_factory or default_optimizer)(self.model, config)}
         self.steps_per_epoch = _batches_per_epoch(train_loader)
-        self.scheduler = schedule_for(self.optimizer, config, self.steps_per_epoch)
+        self.schedulers = {
+            name: schedule_for(optimizer, config, self.steps_per_epoch) for name, optimizer in self.optimizers.items()
+        }
+        self.epoch_hooks = list(epoch_hooks)
         self.generators = _distinct([*loader_generators(train_loader), *_as_list(generator)])
         self.progress = log or TrainingProgress(quiet=quiet)
         self.tracker = BestTracker(task.monitor_mode)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first (for single-stage tasks: the only) optimiser."""
+        return next(iter(self.optimizers.values()))
+
+    @property
+    def scheduler(self):
+        """The first (for single-stage tasks: the only) learning-rate schedule."""
+        return next(iter(self.schedulers.values()))
 
     # -- public --------------------------------------------------------------------------------
     def fit(self, resume: bool | str | Path = False) -> FitResult:
@@ -170,14 +195,18 @@ class Trainer:
             seed_epoch(self.config.seed, epoch, self.generators)
             train = self._train_epoch(epoch)
             over_budget = budget.exceeded()
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": train["train_loss"]}
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": train.pop("train_loss")}
+            lr, speed = train.pop("lr"), train.pop("speed")
+            row.update(train)  # per-stage losses of staged tasks
             improved = self._validate_into(row, epoch, force=over_budget)
-            row.update(lr=train["lr"], seconds=time.perf_counter() - started, samples_per_second=train["speed"])
+            row.update(lr=lr, seconds=time.perf_counter() - started, samples_per_second=speed)
             self.history.append(row)
             self.epoch = epoch
             if epoch == 1 and self.config.fit_schedule_to_budget and self.config.max_minutes:
                 self._fit_schedule_to_budget(row["seconds"])
             self._save(row, improved)
+            for hook in self.epoch_hooks:
+                hook(epoch, self.model)
             session_seconds.append(row["seconds"])
             remaining = self.config.epochs - epoch
             self.progress.end_epoch(row, best=improved, eta_seconds=remaining * _mean(session_seconds))
@@ -190,31 +219,60 @@ class Trainer:
         self.progress.start_epoch(epoch, self.steps_per_epoch)
         started = time.perf_counter()
         loss_sum, samples, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
+        extras: dict[str, float] = {}
         for step, batch in enumerate(self.train_loader, start=1):
             batch = move_to_device(batch, self.device, self.config.channels_last)
-            self.optimizer.zero_grad(set_to_none=True)
-            with autocast_context(self.precision, self.device):
-                result = self.task.training_step(self.forward_model, batch)
-            loss = float(result.loss.detach())
-            if not math.isfinite(loss):
-                raise MedlearnError(
-                    f"training loss became {loss} at epoch {epoch}, batch {step}; the last good checkpoint "
-                    f"is kept — lower the learning rate (lr={self.config.lr:g}) or check the data",
-                    self.run.path,
-                )
-            result.loss.backward()
-            if self.config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             lr = self.optimizer.param_groups[0]["lr"]
-            self.optimizer.step()
-            self.scheduler.step()
+            stepped: list[str] = []
+            result = self._train_step(batch, epoch, step, stepped)
+            loss = float(result.loss.detach())
+            for stage in stepped:  # a stage skipped this batch (a GAN's generator) keeps its schedule position
+                self.schedulers[stage].step()
             loss_sum += loss * result.batch_size
             samples += result.batch_size
+            for name, value in result.extras.items():
+                extras[name] = extras.get(name, 0.0) + float(value) * result.batch_size
             self.progress.advance(result.batch_size, loss)
         if samples == 0:
             raise MedlearnError("the training data loader yielded no batches (too few samples for the batch size?)")
         seconds = max(time.perf_counter() - started, 1e-9)
-        return {"train_loss": loss_sum / samples, "lr": lr, "speed": samples / seconds}
+        means = {f"train_{name}": total / samples for name, total in extras.items()}
+        return {"train_loss": loss_sum / samples, **means, "lr": lr, "speed": samples / seconds}
+
+    def _train_step(self, batch: Any, epoch: int, step: int, stepped: list[str]) -> StepResult:
+        """One batch: the task's loss backpropagated and stepped (staged tasks step each stage themselves);
+        the stages stepped are appended to ``stepped``."""
+
+        def optimize(stage: str, loss: torch.Tensor) -> None:
+            if stage not in self.optimizers:
+                raise KeyError(f"the task stepped stage {stage!r} but configured only {sorted(self.optimizers)}")
+            optimizer = self.optimizers[stage]
+            self._check_finite(loss, epoch, step, stage)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=False):  # a staged task's stages run inside autocast
+                loss.backward()
+            if self.config.grad_clip is not None:
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            optimizer.step()
+            stepped.append(stage)
+
+        with autocast_context(self.precision, self.device):
+            if self.staged:
+                return self.task.training_step(self.forward_model, batch, optimize)
+            result = self.task.training_step(self.forward_model, batch)
+        optimize(SINGLE_STAGE, result.loss)
+        return result
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int, step: int, stage: str) -> None:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            where = f" ({stage})" if self.staged else ""
+            raise MedlearnError(
+                f"training loss{where} became {value} at epoch {epoch}, batch {step}; the last good checkpoint "
+                f"is kept — lower the learning rate (lr={self.config.lr:g}) or check the data",
+                self.run.path,
+            )
 
     def _validate_into(self, row: dict[str, Any], epoch: int, *, force: bool) -> bool:
         """Validate when due (every ``eval_every`` epochs, the last one, or ``force``); True if best so far.
@@ -249,7 +307,8 @@ class Trainer:
         fitted = max(1, min(self.config.epochs, affordable))
         if fitted < self.config.epochs:
             self.config = dataclasses.replace(self.config, epochs=fitted)
-            resize_schedule(self.scheduler, fitted * self.steps_per_epoch)
+            for scheduler in self.schedulers.values():
+                resize_schedule(scheduler, fitted * self.steps_per_epoch)
             self.progress.note(
                 f"time budget {self.config.max_minutes:g} min at {epoch_seconds:.1f} s/epoch: "
                 f"learning-rate schedule fitted to {fitted} epochs"
@@ -290,8 +349,8 @@ class Trainer:
         metadata = {"monitor": self.task.monitor}
         last = {
             **common,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
             "rng": rng_state(),
             "steps_per_epoch": self.steps_per_epoch,
         }
@@ -303,8 +362,9 @@ class Trainer:
     def _restore(self, source: Path) -> None:
         state = load_checkpoint(source, self.model)
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+                self.schedulers[name].load_state_dict(state["schedulers"][name])
         except (KeyError, ValueError, RuntimeError) as error:
             raise MedlearnError(
                 f"checkpoint optimizer state does not fit this model/optimizer ({error})", source

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from medlearn.io.geometry import orientation_code
-from medlearn.io.image import MedicalImage
+from medlearn.io.image import MedicalImage, provenance_marks
 
 _REPORTED_TAGS = ("rgb_is_grey", "slices", "irregular_slice_spacing", "geometry", "converted_from")
 _DICOM_KEYS = ("TransferSyntax", "SOPClass")
@@ -45,6 +45,9 @@ def describe(image: MedicalImage) -> dict[str, Any]:
         "rescale": None if image.rescale is None else {"slope": image.rescale[0], "intercept": image.rescale[1]},
     }
     summary.update({key: image.tags[key] for key in _REPORTED_TAGS if key in image.tags})
+    marks = provenance_marks(image.tags)
+    if marks:  # hybrid lesions, generated or enhanced: say so wherever the image is described
+        summary["provenance"] = ", ".join(marks)
     dicom = image.tags.get("dicom")
     if dicom:
         from medlearn.io.dicom import SAFE_TAGS

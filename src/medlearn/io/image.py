@@ -49,3 +49,14 @@ class MedicalImage:
     @property
     def channels(self) -> int:
         return int(self.array.shape[0])
+
+
+#: Provenance marks that travel with a file (NIfTI ``descrip``, PNG text chunk) so results on such images are
+#: always labelled: ``hybrid`` (synthetic lesions in a real image), ``synthetic`` (made by a generative model),
+#: ``enhanced`` (denoised or super-resolved by a network).
+PROVENANCE_MARKS: tuple[str, ...] = ("hybrid", "synthetic", "enhanced")
+
+
+def provenance_marks(tags: dict[str, Any]) -> list[str]:
+    """The provenance marks set in ``tags``, in :data:`PROVENANCE_MARKS` order."""
+    return [mark for mark in PROVENANCE_MARKS if tags.get(mark)]

@@ -101,7 +101,7 @@ def display_scale(
     storable value, ``2**bits_stored - 1`` when known (12-bit X-ray in a 16-bit container),
     otherwise the dtype's maximum (255 or 65535), so brightness is comparable across images.
     """
-    from monai.transforms import ScaleIntensity, ScaleIntensityRangePercentiles
+    from monai.transforms import ScaleIntensity
 
     if method == "dtype":
         if not np.issubdtype(array.dtype, np.integer):
@@ -112,10 +112,37 @@ def display_scale(
         return np.zeros(np.shape(array), dtype=np.float32)
     if method == "minmax":
         return _run(ScaleIntensity(minv=0.0, maxv=1.0), array)
-    if method == "percentile":
-        transform = ScaleIntensityRangePercentiles(lower, upper, b_min=0.0, b_max=1.0, clip=True)
-        return _run(transform, array)
+    if method == "percentile":  # numpy's percentile: MONAI's ScaleIntensityRangePercentiles takes ~0.5 s per image
+        low, high = np.percentile(np.asarray(array, dtype=np.float32), [lower, upper])
+        if high <= low:
+            return np.zeros(np.shape(array), dtype=np.float32)
+        return np.clip((np.asarray(array, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
     raise MedlearnError(f"unknown scaling method {method!r}; choose one of {', '.join(SCALING_METHODS)}")
+
+
+def unit_range(
+    array: np.ndarray, modality: str | None = None, window: str | tuple[float, float] | None = None
+) -> np.ndarray:
+    """Intensities in [0, 1] for models whose output is an image (generators, denoisers, super-resolution).
+
+    Such models need a bounded range shared by input and output, which a z-score is not: CT keeps its HU
+    window (``window`` or the default), every other modality is scaled by its 0.5-99.5 percentiles.
+    """
+    if (modality or "OT").upper() == "CT":
+        return ct_window(array, window or DEFAULT_CT_WINDOW)
+    return display_scale(array, "percentile")
+
+
+def unit_range_bounds(
+    array: np.ndarray, modality: str | None = None, window: str | tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """``(low, span)`` of :func:`unit_range`: ``original = low + unit * span`` inside the unclipped range, so a
+    change made in [0, 1] (a denoiser's) can be written back in the image's own units."""
+    if (modality or "OT").upper() == "CT":
+        low, high = window_bounds(window or DEFAULT_CT_WINDOW)
+    else:
+        low, high = (float(v) for v in np.percentile(np.asarray(array, dtype=np.float64), [0.5, 99.5]))
+    return float(low), float(high - low) if high > low else 1.0
 
 
 def normalize_intensity(

@@ -2,8 +2,9 @@
 
 A 4th dimension (time, echoes, vector components, co-registered modalities as in the Medical Segmentation
 Decathlon) becomes the channel axis; with a single slice it is a multi-channel 2D image. Our writer stores the
-modality in the header's ``descrip`` field so a round trip keeps it, and the ``hybrid`` mark of images with
-synthetic lesions (:mod:`medlearn.data.hybrid`), so results on them are always labelled as such.
+modality in the header's ``descrip`` field so a round trip keeps it, and the provenance marks
+(:data:`~medlearn.io.image.PROVENANCE_MARKS`: hybrid lesions, generated, enhanced), so results on such images are
+always labelled as such.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from medlearn.errors import ImageReadError
 from medlearn.io.geometry import image_from_affine
 from medlearn.io.guards import check_voxels, reading
-from medlearn.io.image import MedicalImage
+from medlearn.io.image import PROVENANCE_MARKS, MedicalImage, provenance_marks
 from medlearn.utils.atomic import write_bytes_atomic
 
 _MODALITY = re.compile(r"modality=(\w+)")
@@ -47,7 +48,10 @@ def read_nifti(path: Path) -> MedicalImage:
         modality=found.group(1) if found else "OT",
         source=str(path),
         format="NIfTI",
-        tags={"nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1, "hybrid": " hybrid" in descrip},
+        tags={
+            "nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1,
+            **{mark: f" {mark}" in descrip for mark in PROVENANCE_MARKS},
+        },
     )
 
 
@@ -67,8 +71,8 @@ def write_nifti(image: MedicalImage, path: Path) -> Path:
     img.set_qform(image.affine, code=1)
     img.set_sform(image.affine, code=1)
     img.header.set_xyzt_units("mm")
-    hybrid = " hybrid" if image.tags.get("hybrid") else ""  # synthetic lesions: the mark travels with the file
-    img.header["descrip"] = f"medlearn modality={image.modality}{hybrid}"[:79].encode()
+    marks = "".join(f" {mark}" for mark in provenance_marks(image.tags))  # the provenance travels with the file
+    img.header["descrip"] = f"medlearn modality={image.modality}{marks}"[:79].encode()
     payload = img.to_bytes()
     if path.name.lower().endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6)

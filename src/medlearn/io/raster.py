@@ -18,7 +18,7 @@ from medlearn.errors import ImageReadError, MedlearnError
 from medlearn.io.color import channels_identical
 from medlearn.io.geometry import image_from_affine
 from medlearn.io.guards import check_voxels, reading
-from medlearn.io.image import MedicalImage
+from medlearn.io.image import PROVENANCE_MARKS, MedicalImage, provenance_marks
 from medlearn.utils.atomic import write_bytes_atomic
 
 PNG_META_KEY = "medlearn"
@@ -62,6 +62,7 @@ def read_raster(path: Path, kind: str) -> MedicalImage:
     array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("="), copy=False))
     affine = np.asarray(meta["affine"], dtype=float) if "affine" in meta else np.eye(4)
     tags: dict = {"converted_from": meta["converted_from"]} if "converted_from" in meta else {}
+    tags.update({mark: True for mark in meta.get("marks", []) if mark in PROVENANCE_MARKS})
     if array.shape[0] == 3:
         tags["rgb_is_grey"] = channels_identical(array)
     return image_from_affine(
@@ -92,10 +93,11 @@ def _png_pixels(image: MedicalImage, path: Path) -> np.ndarray:
 
 
 def write_png(image: MedicalImage, path: Path) -> Path:
-    """Write a PNG, keeping the affine and modality in a ``medlearn`` text chunk."""
+    """Write a PNG, keeping the affine, modality and provenance marks in a ``medlearn`` text chunk."""
     pixels = _png_pixels(image, path)
+    meta = {"affine": image.affine.tolist(), "modality": image.modality, "marks": provenance_marks(image.tags)}
     info = PngInfo()
-    info.add_text(PNG_META_KEY, json.dumps({"affine": image.affine.tolist(), "modality": image.modality}))
+    info.add_text(PNG_META_KEY, json.dumps(meta))
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", pnginfo=info)
     return write_bytes_atomic(path, buffer.getvalue())

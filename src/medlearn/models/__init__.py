@@ -3,6 +3,8 @@
 from medlearn.models import (  # noqa: F401  (imported to register models)
     deep,
     drinet,
+    enhancement,
+    gan,
     multires,
     patch_cnn,
     shallow,

@@ -382,3 +382,36 @@ def histogram(
     if groups:
         ax.legend()
     return fig
+
+
+@_styled
+def metrics_vs_fraction_plot(
+    summary: Sequence[Mapping[str, Any]], arms: Sequence[str], metrics: Sequence[str]
+) -> Figure:
+    """``metrics`` (%) against the share of training labels, one panel per metric, one line per arm.
+
+    ``summary`` has one entry per (arm, fraction): ``{"arm", "fraction", <metric>: {"mean", "low", "high"}}``
+    with values in [0, 1]; ``low``/``high`` (a t-interval over seeds, None with one seed) become error bars.
+    """
+    fig = _figure(10.5, 3.5)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    fractions = sorted({e["fraction"] for e in summary})
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, arm in enumerate(arms):
+            entries = [e for e in summary if e["arm"] == arm and e[metric]["mean"] is not None]
+            if not entries:
+                continue
+            shift = 1 + 0.04 * (i - (len(arms) - 1) / 2)  # small offsets on the log axis keep bars apart
+            x = np.array([100 * e["fraction"] * shift for e in entries])
+            y = np.array([100 * e[metric]["mean"] for e in entries])
+            low = np.array([100 * e[metric]["low"] if e[metric]["low"] is not None else np.nan for e in entries])
+            high = np.array([100 * e[metric]["high"] if e[metric]["high"] is not None else np.nan for e in entries])
+            yerr = np.nan_to_num(np.vstack([y - low, high - y]), nan=0.0)
+            ax.errorbar(x, y, yerr=yerr, marker="o", ms=4, capsize=3, color=PALETTE[i % len(PALETTE)], label=arm)
+        ax.set_xscale("log")
+        ax.set_xticks([100 * f for f in fractions])
+        ax.set_xticklabels([f"{100 * f:g}%" for f in fractions])
+        ax.minorticks_off()
+        ax.set(title=metric, xlabel="share of training labels", ylabel=f"test {metric} (%)")
+    axes[0].legend(loc="lower right")
+    return fig

@@ -1,0 +1,35 @@
+"""Options every command group's ``train`` shares, defined once so they read and behave the same everywhere,
+and ``--set key=value`` parsing (values are JSON, so lists and numbers keep their type)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medlearn.errors import MedlearnError
+
+MaxMinutes = Annotated[
+    float | None, typer.Option(help="Training time budget; stops cleanly after the epoch that exceeds it.")
+]
+Epochs = Annotated[int | None, typer.Option(help="Maximum number of epochs.")]
+Precision = Annotated[str | None, typer.Option(help="auto | bf16 | fp32.")]
+Resume = Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory.")]
+Strict = Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["a=1", "b=[2,3]"]`` -> ``{"a": 1, "b": [2, 3]}``; a malformed item is an error naming it."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise MedlearnError(f"--set {item!r}: expected key=value")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            raise MedlearnError(f'--set {item!r}: the value must be JSON (e.g. 4, [128,128], "ct")') from None
+    return parsed
