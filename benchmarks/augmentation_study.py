@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_table import replace_section  # noqa: E402
 
 
 def load_synthesizer(spec: str | None, gan_minutes: float = 3.0, gan_model: str = "wgan-gp"):
@@ -54,6 +56,54 @@ def load_synthesizer(spec: str | None, gan_minutes: float = 3.0, gan_model: str 
         raise SystemExit(f"--synthesizer {spec}: {module_name} has no {attribute!r}") from None
 
 
+def _ci(entry: dict | None, scale: float = 100.0) -> str:
+    if not entry or entry.get("mean") is None:
+        return "-"
+    if entry.get("low") is None:
+        return f"{entry['mean'] * scale:.1f}"
+    return f"{entry['mean'] * scale:.1f} ({entry['low'] * scale:.1f} to {entry['high'] * scale:.1f})"
+
+
+def markdown(document: dict) -> str:
+    """Accuracy, sensitivity, specificity per arm and label share (mean and 95% t-interval over seeds, in %),
+    the paired differences to classic augmentation with their verdicts, and the 10%-label target."""
+    settings = document["settings"]
+    cells = {(row["arm"], float(row["fraction"])): row for row in document["summary"]}
+    comparisons = {(row["arm"], float(row["fraction"])): row for row in document["comparisons"]}
+    arms = [a for a in settings["arms"]]
+    lines = [
+        f"Br35H, duplicate-aware {1 - settings['test_fraction']:.0%}/{settings['test_fraction']:.0%} train/test split, "
+        f"{settings['model']} at {settings['image_size']} px, {settings['seeds']} seeds (nested labelled subsets, "
+        "whole duplicate groups), the same optimisation steps for every arm at a label share; mean and 95% "
+        "t-interval over seeds, in %. gan: + as many class-conditional WGAN-GP images as real ones (GAN fitted on "
+        "the labelled subset only); pretrain-ae: feature trunk pre-trained as a denoising autoencoder on all "
+        "training images.",
+        "",
+        "| labels | metric | " + " | ".join(arms) + " | " + " | ".join(f"{a} - classic" for a in arms[1:]) + " |",
+        "|---|---|" + "---|" * (2 * len(arms) - 1),
+    ]
+    for fraction in settings["fractions"]:
+        for metric in ("accuracy", "sensitivity", "specificity"):
+            values = [_ci(cells.get((arm, float(fraction)), {}).get(metric)) for arm in arms]
+            diffs = []
+            for arm in arms[1:]:
+                comparison = comparisons.get((arm, float(fraction)), {})
+                diff = comparison.get(f"{metric}_difference")
+                text = _ci(diff)
+                if metric == "accuracy" and comparison.get("verdict"):
+                    text += f" {comparison['verdict']}"
+                diffs.append(text)
+            lines.append(f"| {fraction:.0%} | {metric} | " + " | ".join(values + diffs) + " |")
+    target = document.get("target", {})
+    lines += [
+        "",
+        f"Target (GAN-augmented beats classic by >= 2 accuracy points at 10% labels): **{target.get('status')}**",
+    ]
+    if target.get("statement"):
+        lines.append(f"— {target['statement']}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from medlearn.workflows.augmentation_study import ARMS, StudySettings
 
@@ -81,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "augmentation_study.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="table of the saved --json into RESULTS.md")
     return parser.parse_args(argv)
 
 
@@ -88,6 +139,11 @@ def main(argv: list[str] | None = None) -> dict:
     from medlearn.workflows.augmentation_study import StudySettings, run_study
 
     args = parse_args(argv)
+    if args.table_only:
+        document = json.loads(args.json.read_text())
+        replace_section(HERE / "RESULTS.md", "augmentation study", markdown(document))
+        print(markdown(document))
+        return document
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     synthesizer = load_synthesizer(args.synthesizer, args.gan_minutes, args.gan_model) if "gan" in arms else None
     if "gan" in arms and synthesizer is None:
@@ -127,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.json.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     brief = {k: v for k, v in document.items() if k not in ("runs", "settings", "method", "data")}
     print(json.dumps(brief, indent=2))
+    replace_section(HERE / "RESULTS.md", "augmentation study", markdown(document))
     print(f"report: {result.report}\njson: {args.json}")
     return document
 

@@ -20,7 +20,7 @@ and inference seconds, and whether the target "the learned model beats every cla
 >= 1 dB PSNR" held.
 
     python benchmarks/enhancement.py --minutes 4            # all experiments, ~4 min of training each
-    python benchmarks/enhancement.py --table                # markdown table of the saved JSON, runs nothing
+    python benchmarks/enhancement.py --table                # table of the saved JSON into RESULTS.md, runs nothing
 
 Prints JSON and writes benchmarks/results/enhancement.json.
 """
@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_table import replace_section  # noqa: E402
+
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
 TARGET_DB = 1.0
 MAX_SIDE = 256
@@ -139,6 +142,8 @@ def run_experiment(
         "margin_over_baselines_db": margins,
         "target_met": bool(margins) and all(m >= TARGET_DB for m in margins.values()),
         "epochs": len(history),
+        "budget_minutes": minutes,
+        "threads": threads,
         "train_seconds": round(train_seconds, 1),
         "inference_seconds_per_slice": round(summary["seconds"]["model"] / max(1, summary["n_slices"]), 4),
         "baseline_seconds_per_slice": {
@@ -159,7 +164,7 @@ def markdown_table(results: dict) -> str:
     """One row per experiment: model, input and every baseline PSNR/SSIM, times, target."""
     lines = [
         "| experiment | model | input PSNR/SSIM | baselines PSNR/SSIM | model PSNR/SSIM | margin over best (dB) "
-        "| target >= 1 dB | train s | infer s/slice |",
+        "| target >= 1 dB | budget min (epochs) | infer s/slice |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results.get("experiments", {}).values():
@@ -169,15 +174,16 @@ def markdown_table(results: dict) -> str:
             f"| {row['experiment']} ({row['noise']}) | {row['model']} "
             f"| {row['degraded']['psnr']:.2f}/{row['degraded']['ssim']:.3f} | {baselines} "
             f"| {row['psnr']:.2f}/{row['ssim']:.3f} | {margin:+.2f} | {'yes' if row['target_met'] else 'no'} "
-            f"| {row['train_seconds']:.0f} | {row['inference_seconds_per_slice']:.3f} |"
+            f"| {row.get('budget_minutes', round(row['train_seconds'] / 60))} ({row['epochs']}) "
+            f"| {row['inference_seconds_per_slice']:.3f} |"
         )
     meta = results.get("meta", {})
     if meta:
         lines.append("")
         lines.append(
-            f"Training budget {meta.get('minutes')} min per model on {meta.get('threads')} thread(s); test slices "
-            f"degraded with seed 0; at most {meta.get('max_slices')} slices per test volume; PSNR/SSIM on the unit "
-            "intensity range (data_range 1). Baselines were given the true noise level."
+            f"Training on {meta.get('threads')} thread(s) (2 CPU cores, the other busy with another benchmark); "
+            f"test slices degraded with seed 0; at most {meta.get('max_slices')} slices per test volume; PSNR/SSIM "
+            "on the unit intensity range (data_range 1). Baselines were given the true noise level."
         )
     return "\n".join(lines)
 
@@ -199,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         if not args.json.is_file():
             raise SystemExit(f"{args.json}: no results yet; run the benchmark first")
-        print(markdown_table(json.loads(args.json.read_text())))
+        table = markdown_table(json.loads(args.json.read_text()))
+        replace_section(HERE / "RESULTS.md", "enhancement", table)
+        print(table)
         return 0
     if not SHARED_DATA.is_dir():
         raise SystemExit(f"{SHARED_DATA}: the shared data folder is missing")

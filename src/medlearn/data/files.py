@@ -61,3 +61,16 @@ def file_fingerprint(path: Path) -> str:
     except OSError:
         return f"{os.path.abspath(path)}|missing"
     return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def image_inputs(inputs: Iterable[Path]) -> list[Path]:
+    """What a user passed to a predict/apply command as images: files, the image files under folders, and DICOM
+    series folders (a folder holding ``.dcm`` files is one image)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir() and is_dicom_series(item):
+            found.append(item)
+        else:
+            found += find_image_files([item])
+    return found
+

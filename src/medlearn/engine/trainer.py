@@ -361,11 +361,14 @@ class Trainer:
 
     def _restore(self, source: Path) -> None:
         state = load_checkpoint(source, self.model)
+        # runs saved before staged tasks existed hold one "optimizer"/"scheduler" state
+        optimizers = state.get("optimizers") or {SINGLE_STAGE: state.get("optimizer")}
+        schedulers = state.get("schedulers") or {SINGLE_STAGE: state.get("scheduler")}
         try:
             for name, optimizer in self.optimizers.items():
-                optimizer.load_state_dict(state["optimizers"][name])
-                self.schedulers[name].load_state_dict(state["schedulers"][name])
-        except (KeyError, ValueError, RuntimeError) as error:
+                optimizer.load_state_dict(optimizers[name])
+                self.schedulers[name].load_state_dict(schedulers[name])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise MedlearnError(
                 f"checkpoint optimizer state does not fit this model/optimizer ({error})", source
             ) from None

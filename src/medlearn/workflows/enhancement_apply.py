@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.data.files import IMAGE_SUFFIXES, find_image_files, is_dicom_series
+from medlearn.data.files import IMAGE_SUFFIXES, image_inputs
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 from medlearn.workflows.enhancer import TrainedEnhancer
@@ -35,17 +35,6 @@ class ApplyOutcome:
     table: Path | None = None
 
 
-def enhancement_inputs(inputs: list[Path]) -> list[Path]:
-    """Image files and DICOM series folders (a folder holding ``.dcm`` files is one image)."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir() and is_dicom_series(item):
-            found.append(item)
-        else:
-            found += find_image_files([item])
-    return found
-
-
 def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: bool = False) -> ApplyOutcome:
     """Enhance every input; unreadable ones are skipped and listed (``strict``: the first one fails)."""
     from medlearn.io import load
@@ -53,7 +42,7 @@ def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: 
     enhancer = TrainedEnhancer.from_run_dir(run_dir)
     out_dir = Path(out_dir)
     outcome = ApplyOutcome()
-    for path in enhancement_inputs(inputs):
+    for path in image_inputs(inputs):
         try:
             image = load(path, modality=enhancer.settings.modality)
             enhanced = enhancer.enhance(image)

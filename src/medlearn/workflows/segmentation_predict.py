@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.data.files import IMAGE_SUFFIXES, find_image_files, is_dicom_series
+from medlearn.data.files import IMAGE_SUFFIXES, image_inputs
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 from medlearn.workflows.segmenter import TrainedSegmenter
@@ -30,17 +30,6 @@ class PredictionOutcome:
     table: Path | None = None
 
 
-def segmentation_inputs(inputs: list[Path]) -> list[Path]:
-    """Image files and DICOM series folders (a folder holding ``.dcm`` files is one image)."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir() and is_dicom_series(item):
-            found.append(item)
-        else:
-            found += find_image_files([item])
-    return found
-
-
 def predict_images(
     run_dir: Path, inputs: list[Path], out_dir: Path, *, tta: bool | None = None, strict: bool = False
 ) -> PredictionOutcome:
@@ -51,7 +40,7 @@ def predict_images(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = PredictionOutcome()
-    for path in segmentation_inputs(inputs):
+    for path in image_inputs(inputs):
         try:
             image = load(path)
             prediction = segmenter.predict(image, tta=tta)
