@@ -73,4 +73,3 @@ def image_inputs(inputs: Iterable[Path]) -> list[Path]:
         else:
             found += find_image_files([item])
     return found
-
