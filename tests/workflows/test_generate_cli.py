@@ -147,7 +147,7 @@ def test_checkpoint_of_another_architecture_is_refused(trained_run: Path, tmp_pa
 def test_study_runs_with_the_conditional_gan(manifests, tmp_path: Path):
     out = tmp_path / "study"
     args = ["generate", "study", "--data", str(manifests["train"]), "--out", str(out), "--fractions", "0.5,1"]
-    args += ["--seeds", "1", "--arms", "classic,gan", "--gan-minutes", "0.02", "--image-size", "32"]
+    args += ["--seeds", "1", "--arms", "classic,gan", "--gan-minutes", "0.02", "--image-size", "64"]
     args += ["--epochs", "1", "--min-steps", "2", "--quiet"]
     assert main(args) == 0
     study = json.loads((out / "study.json").read_text())

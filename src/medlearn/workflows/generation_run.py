@@ -79,23 +79,14 @@ def train_generator(request: GenerationTrainRequest, *, strict: bool = False, qu
     from medlearn.data.splits import Split, split_samples
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
-    from medlearn.workflows.classification_run import default_cache_dir
-    from medlearn.workflows.generation_data import check_enough_images, image_classes, load_generation_images
+    from medlearn.workflows.generation_data import check_enough_images, image_classes
 
     settings = request.settings
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
     classes = image_classes(samples, settings, request.data)
     split = split_samples(samples, val=settings.val_fraction, test=0.0, seed=config.seed)
-    images = load_generation_images(
-        split.train + split.val,
-        settings,
-        classes,
-        strict=strict,
-        cache_dir=default_cache_dir(),
-        show_progress=not quiet,
-    )
-    train, val = _parts(images, split)
+    images, train, val = _read_split(split, settings, classes, strict=strict, quiet=quiet)
     check_enough_images(train, settings, request.data)
     run = RunDir.create(request.out)  # only once the data are known to be usable
     Split(list(train.samples), list(val.samples), []).to_csv(run.path / "split.csv")
@@ -134,8 +125,6 @@ def resume_generator(run_dir: Path, *, strict: bool = False, quiet: bool = False
     from medlearn.data.splits import Split
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
-    from medlearn.workflows.classification_run import default_cache_dir
-    from medlearn.workflows.generation_data import load_generation_images
     from medlearn.workflows.generation_settings import read_generation_run
 
     run = RunDir.open(run_dir)
@@ -143,6 +132,15 @@ def resume_generator(run_dir: Path, *, strict: bool = False, quiet: bool = False
     config = TrainConfig.from_dict(config_doc["training"])
     split = Split.from_csv(run.path / "split.csv")
     classes = list(config_doc.get("classes") or [])
+    images, train, val = _read_split(split, settings, classes, strict=strict, quiet=quiet)
+    return _train_and_report(run, settings, config, train, val, images.skipped, quiet=quiet, resume=True)
+
+
+def _read_split(split, settings: GeneratorSettings, classes: list[str], *, strict: bool, quiet: bool):
+    """``(all images, training part, validation part)`` of a split, decoded once (cached on disk)."""
+    from medlearn.workflows.classification_run import default_cache_dir
+    from medlearn.workflows.generation_data import load_generation_images
+
     images = load_generation_images(
         split.train + split.val,
         settings,
@@ -151,15 +149,10 @@ def resume_generator(run_dir: Path, *, strict: bool = False, quiet: bool = False
         cache_dir=default_cache_dir(),
         show_progress=not quiet,
     )
-    train, val = _parts(images, split)
-    return _train_and_report(run, settings, config, train, val, images.skipped, quiet=quiet, resume=True)
-
-
-def _parts(images: GenerationImages, split) -> tuple[GenerationImages, GenerationImages]:
     val_paths = {s.path for s in split.val}
     train_rows = [i for i, s in enumerate(images.samples) if s.path not in val_paths]
     val_rows = [i for i, s in enumerate(images.samples) if s.path in val_paths]
-    return images.subset(train_rows), images.subset(val_rows)
+    return images, images.subset(train_rows), images.subset(val_rows)
 
 
 def _train_and_report(run, settings, config, train, val, skipped, *, quiet: bool, resume: bool) -> GenerationOutcome:
