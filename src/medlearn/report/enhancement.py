@@ -4,7 +4,6 @@ curves and the configuration."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from medlearn.report import plots
-from medlearn.report.html import Report
+from medlearn.report.html import Report, fixed
 
 SECTION_TITLES = ("Summary", "Comparison", "Examples", "Per-image results", "Training curves", "Configuration")
 MAX_EXAMPLES = 6
@@ -27,20 +26,14 @@ _BASELINE_NAMES = {
 Example = tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str, Mapping[str, float], Mapping[str, float]]
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{float(value):.{digits}f}"
-
-
 def triplet_png(images: tuple[np.ndarray, np.ndarray, np.ndarray], name: str, metrics, degraded, sr: bool) -> bytes:
     """One row: degraded input (SR: its bicubic upsampling), model output, clean reference."""
     shown, restored, clean = images
     first = "bicubic of low-res input" if sr else "degraded input"
     return plots.image_grid(
         [
-            (shown, f"{first}: {_fmt(degraded.get('psnr'))} dB"),
-            (restored, f"restored: {_fmt(metrics.get('psnr'))} dB"),
+            (shown, f"{first}: {fixed(degraded.get('psnr'), 2)} dB"),
+            (restored, f"restored: {fixed(metrics.get('psnr'), 2)} dB"),
             (clean, "clean reference"),
         ],
         ncols=3,
@@ -78,16 +71,16 @@ def write_enhancement_report(
     report.add_summary("Summary")
     text = (
         f"The {model} model restored {summary.get('n_slices', 0)} slice(s) degraded by {summary.get('noise')} "
-        f"(seed {summary.get('seed')}). Its output reached a PSNR of {_fmt(summary.get('psnr'))} dB and an SSIM of "
-        f"{_fmt(summary.get('ssim'), 3)} against the clean image, where the "
-        f"{'bicubic-upsampled' if sr else 'degraded'} input scored {_fmt(summary['degraded'].get('psnr'))} dB."
+        f"(seed {summary.get('seed')}). Its output reached a PSNR of {fixed(summary.get('psnr'), 2)} dB and an SSIM of "
+        f"{fixed(summary.get('ssim'), 3)} against the clean image, where the "
+        f"{'bicubic-upsampled' if sr else 'degraded'} input scored {fixed(summary['degraded'].get('psnr'), 2)} dB."
     )
     if best:
         gain = float(summary.get("gain_over_best_baseline_db") or 0.0)
         where = "behind" if gain >= 0 else "ahead of"
         text += (
             f" The best classical method, {_BASELINE_NAMES.get(best, best)}, scored "
-            f"{_fmt(baselines[best].get('psnr'))} dB ({_fmt(abs(gain))} dB {where} the model)."
+            f"{fixed(baselines[best].get('psnr'), 2)} dB ({fixed(abs(gain), 2)} dB {where} the model)."
         )
     report.add_text(
         text + " PSNR (higher is better) measures pixel error on a log scale, +3 dB halving the squared error; "
@@ -97,14 +90,14 @@ def write_enhancement_report(
     report.add_stats(
         None,
         [
-            ("model PSNR", f"{_fmt(summary.get('psnr'))} dB", f"SSIM {_fmt(summary.get('ssim'), 3)}"),
+            ("model PSNR", f"{fixed(summary.get('psnr'), 2)} dB", f"SSIM {fixed(summary.get('ssim'), 3)}"),
             (
                 "input PSNR",
-                f"{_fmt(summary['degraded'].get('psnr'))} dB",
+                f"{fixed(summary['degraded'].get('psnr'), 2)} dB",
                 "bicubic" if sr else "degraded, unrestored",
             ),
             *(
-                [("best baseline PSNR", f"{_fmt(baselines[best].get('psnr'))} dB", _BASELINE_NAMES.get(best, best))]
+                [("best baseline PSNR", f"{fixed(baselines[best].get('psnr'), 2)} dB", _BASELINE_NAMES.get(best, best))]
                 if best
                 else []
             ),
@@ -115,17 +108,17 @@ def write_enhancement_report(
     rows = [
         [
             "degraded input" + (" (bicubic)" if sr else ""),
-            *(_fmt(summary["degraded"].get(m), 3) for m in ("psnr", "ssim")),
+            *(fixed(summary["degraded"].get(m), 3) for m in ("psnr", "ssim")),
         ]
     ]
-    rows += [[_BASELINE_NAMES.get(n, n), *(_fmt(v.get(m), 3) for m in ("psnr", "ssim"))] for n, v in baselines.items()]
-    rows.append([f"{model} (this model)", *(_fmt(summary.get(m), 3) for m in ("psnr", "ssim"))])
+    rows += [[_BASELINE_NAMES.get(n, n), *(fixed(v.get(m), 3) for m in ("psnr", "ssim"))] for n, v in baselines.items()]
+    rows.append([f"{model} (this model)", *(fixed(summary.get(m), 3) for m in ("psnr", "ssim"))])
     seconds = summary.get("seconds") or {}
     report.add_table(None, rows, ["method", "PSNR (dB)", "SSIM"])
     if seconds:
         report.add_table(
             "Run time",
-            [[k if k == "model" else _BASELINE_NAMES.get(k, k), _fmt(v, 2)] for k, v in seconds.items()],
+            [[k if k == "model" else _BASELINE_NAMES.get(k, k), fixed(v, 2)] for k, v in seconds.items()],
             ["method", "seconds (all slices)"],
         )
     report.add_text(
@@ -153,10 +146,10 @@ def write_enhancement_report(
             [
                 Path(str(item.get("image"))).name,
                 item.get("slices"),
-                _fmt(item.get("psnr")),
-                _fmt(item.get("ssim"), 3),
-                _fmt((item.get("degraded") or {}).get("psnr")),
-                *(_fmt((item.get("baselines") or {}).get(n, {}).get("psnr")) for n in baselines),
+                fixed(item.get("psnr"), 2),
+                fixed(item.get("ssim"), 3),
+                fixed((item.get("degraded") or {}).get("psnr"), 2),
+                *(fixed((item.get("baselines") or {}).get(n, {}).get("psnr"), 2) for n in baselines),
             ]
             for item in summary.get("per_image", [])
         ],

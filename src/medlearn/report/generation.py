@@ -6,13 +6,12 @@ Every page says SYNTHETIC: these images come from a model, not from a patient.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from medlearn.report import plots
-from medlearn.report.html import Report
+from medlearn.report.html import Report, fixed
 
 SECTION_TITLES = ("Summary", "Samples", "Distances to real images", "Training curves", "Data", "Configuration")
 
@@ -24,12 +23,6 @@ _MEANINGS = {
     "ms_ssim": ("MS-SSIM", "mean similarity between pairs of generated images (near 1 = mode collapse)"),
     "ms_ssim_real": ("MS-SSIM real", "the same between pairs of real images, the reference"),
 }
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{float(value):.{digits}f}"
 
 
 def write_generation_report(
@@ -58,14 +51,18 @@ def write_generation_report(
     ]
     if training:
         lines.append(
-            f"Training ran {training.get('epochs_run')} epoch(s) in {_fmt(training.get('minutes'), 1)} minutes "
+            f"Training ran {training.get('epochs_run')} epoch(s) in {fixed(training.get('minutes'), 1)} minutes "
             f"({training.get('stopped_reason')})."
         )
     report.add_text(" ".join(lines))
     if metrics:
         report.add_stats(
             None,
-            [(label, _fmt(metrics.get(key)), meaning) for key, (label, meaning) in _MEANINGS.items() if key in metrics],
+            [
+                (label, fixed(metrics.get(key)), meaning)
+                for key, (label, meaning) in _MEANINGS.items()
+                if key in metrics
+            ],
         )
         from medlearn.evaluation.generation import mode_collapse
 
@@ -86,7 +83,7 @@ def write_generation_report(
         )
         report.add_table(
             None,
-            [[label, _fmt(metrics.get(key), 4), meaning] for key, (label, meaning) in _MEANINGS.items()],
+            [[label, fixed(metrics.get(key), 4), meaning] for key, (label, meaning) in _MEANINGS.items()],
             ["metric", "value", "meaning"],
         )
     else:

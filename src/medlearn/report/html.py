@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html as _html
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,13 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(format_value(v) for v in value)
     return str(value)
+
+
+def fixed(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals for summary text and cards; ``None``/NaN/inf as "n/a"."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{float(value):.{digits}f}"
 
 
 def paragraphs(text: str) -> Markup:

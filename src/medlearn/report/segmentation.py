@@ -3,7 +3,6 @@ overlays of the best and worst cases, training curves, and the plan that configu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from medlearn.report import plots
-from medlearn.report.html import Report
+from medlearn.report.html import Report, fixed
 
 SECTION_TITLES = (
     "Summary",
@@ -31,12 +30,6 @@ _MEANINGS = {
     "hd95_mm": "95th-percentile boundary distance in millimetres (lower is better)",
     "asd_mm": "average boundary distance in millimetres (lower is better)",
 }
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{float(value):.{digits}f}"
 
 
 def write_segmentation_report(
@@ -63,15 +56,15 @@ def write_segmentation_report(
     dims = f"{plan.get('spatial_dims')}D" + (" slice by slice" if plan.get("slice_axis") is not None else "")
     report.add_text(
         f"The {model} model ({dims}) outlined the structures of {summary.get('cases', 0)} case(s). "
-        f"On average its outline overlapped the reference by a Dice score of {_fmt(summary.get('dice'))} "
-        f"and its boundary stayed within {_fmt(summary.get('hd95_mm'), 1)} mm of the reference for 95% of "
+        f"On average its outline overlapped the reference by a Dice score of {fixed(summary.get('dice'))} "
+        f"and its boundary stayed within {fixed(summary.get('hd95_mm'), 1)} mm of the reference for 95% of "
         "boundary points. Green outlines below are the reference, red the model."
         + (" These figures were measured on HYBRID data (synthetic lesions in real images)." if hybrid else "")
     )
     report.add_stats(
         None,
         [
-            (name, _fmt(summary.get(name), 3 if name in ("dice", "iou") else 1), meaning)
+            (name, fixed(summary.get(name), 3 if name in ("dice", "iou") else 1), meaning)
             for name, meaning in _MEANINGS.items()
         ],
     )
@@ -87,14 +80,14 @@ def write_segmentation_report(
     cases = list(summary.get("per_case", []))
     report.add_table(
         None,
-        [[c["case"], *(_fmt(c.get(m)) for m in _MEANINGS), _fmt(c.get("seconds"), 2)] for c in cases],
+        [[c["case"], *(fixed(c.get(m)) for m in _MEANINGS), fixed(c.get("seconds"), 2)] for c in cases],
         ["case", "Dice", "IoU", "HD95 (mm)", "ASD (mm)", "seconds"],
     )
     per_class = summary.get("per_class", {})
     if len(per_class) > 1:
         report.add_table(
             "Per class",
-            [[label, *(_fmt(values.get(m)) for m in _MEANINGS)] for label, values in per_class.items()],
+            [[label, *(fixed(values.get(m)) for m in _MEANINGS)] for label, values in per_class.items()],
             ["label", "Dice", "IoU", "HD95 (mm)", "ASD (mm)"],
         )
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlearn.engine.checkpoint import unwrap_model
 from medlearn.engine.task import Optimize, StepResult
 from medlearn.models.gan import AdversarialNet
 
@@ -55,7 +56,7 @@ class AdversarialTask:
         self._validation_batches = 0
 
     def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, torch.optim.Optimizer]:
-        net = _unwrap(model)
+        net = unwrap_model(model)
         betas = BETAS[self.objective]
         return {
             "discriminator": torch.optim.Adam(net.discriminator.parameters(), lr=config.lr, betas=betas),
@@ -64,7 +65,7 @@ class AdversarialTask:
 
     # -- training ------------------------------------------------------------------------------
     def training_step(self, model: nn.Module, batch: Any, optimize: Optimize) -> StepResult:
-        net = _unwrap(model)
+        net = unwrap_model(model)
         real, labels = _images_and_labels(batch, net)
         if self.flip:
             real = _random_horizontal_flip(real)
@@ -99,7 +100,7 @@ class AdversarialTask:
     # -- validation ----------------------------------------------------------------------------
     def validation_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of a batch of real images and of as many samples from fixed noise (same labels)."""
-        net = _unwrap(model)
+        net = unwrap_model(model)
         real, labels = _images_and_labels(batch, net)
         noise = torch.Generator().manual_seed(self.validation_seed + self._validation_batches)
         self._validation_batches += 1
@@ -143,7 +144,3 @@ def _random_horizontal_flip(images: torch.Tensor) -> torch.Tensor:
     images = images.clone()
     images[flip] = images[flip].flip(-1)
     return images
-
-
-def _unwrap(model: nn.Module) -> AdversarialNet:
-    return getattr(model, "_orig_mod", model)
