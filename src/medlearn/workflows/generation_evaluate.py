@@ -95,9 +95,10 @@ def evaluate_run(
 
 
 def report_after_training(
-    run_dir: Path, val_images: np.ndarray, val_labels: Sequence[str | None], result
+    run_dir: Path, val_images: np.ndarray, val_labels: Sequence[str | None], result, *, features=None
 ) -> tuple[Path, dict]:
-    """After ``generate train``: evaluate on the held-out real images (when there are enough) and write the report."""
+    """After ``generate train``: evaluate on the held-out real images (when there are enough) and write the report;
+    ``features``: the feature network training validated with (so a classifier run is not loaded again)."""
     generator = TrainedGenerator.from_run_dir(run_dir)
     training = {
         "epochs_run": result.epochs_run,
@@ -106,9 +107,9 @@ def report_after_training(
     }
     metrics = None
     if len(val_images) >= MIN_REAL_IMAGES:
-        metrics = evaluate_generator(generator, val_images, val_labels)
+        metrics = evaluate_generator(generator, val_images, val_labels, features=features)
         metrics["evaluated_on"] = "held-out real training images"
-        (run_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False), encoding="utf-8")
+        write_text_atomic(run_dir / "val_metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
     report = write_run_report(
         run_dir, run_dir / "report.html", generator, metrics, "held-out real images of the training data", training
     )

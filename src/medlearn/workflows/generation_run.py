@@ -192,7 +192,9 @@ def _train_and_report(run, settings, config, train, val, skipped, *, quiet: bool
     )
     result = trainer.fit(resume=resume)
     val_labels = [s.label for s in val.samples]
-    report, summary = report_after_training(run.path, val.arrays.astype(np.float32), val_labels, result)
+    report, summary = report_after_training(
+        run.path, val.arrays.astype(np.float32), val_labels, result, features=extractor
+    )
     return GenerationOutcome(run.path, report, summary)
 
 
