@@ -98,6 +98,16 @@ def test_rotation_moves_image_and_labels_together():
     assert zoomed_labels.sum() > labels.sum() * 1.5
 
 
+def test_rotated_in_border_keeps_labels_matching_the_image():
+    """What rotation and zooming out bring in from outside the patch is labelled as the image shows it."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[0:4, :] = 1  # a structure along the edge: zooming out reflects it into view beyond the edge
+    image = labels[None].astype(np.float32) * 5
+    out, out_labels = PatchAugmentation(angle=np.pi / 6, zoom=0.7).apply(image, labels)
+    np.testing.assert_array_equal(out[0] > 2.5, out_labels.astype(bool))
+    assert out_labels.sum() > 0.75 * labels.sum()  # a 0.7x zoom alone would keep about half
+
+
 def test_sampled_augmentations_follow_their_probabilities():
     rng = np.random.default_rng(1)
     drawn = [PatchAugmentation.sample(rng, 2) for _ in range(2000)]

@@ -13,7 +13,7 @@ import pytest
 from medlearn.cli.main import main
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
-from medlearn.planning.fingerprint import fingerprint
+from medlearn.planning.fingerprint import CaseFingerprint, DatasetFingerprint, fingerprint
 from medlearn.planning.plan import make_plan
 
 
@@ -107,3 +107,22 @@ def test_pairs_from_folder_match_by_name(shared_data, tmp_path: Path):
     (tmp_path / "images" / "b.tif").write_bytes((nuclei / "img2d.tif").read_bytes())
     with pytest.raises(MedlearnError, match="no mask of the same name"):
         load_pairs(tmp_path)
+
+
+def _image_fingerprint(cases: int, side: int) -> DatasetFingerprint:
+    case = CaseFingerprint(
+        source="tile.png", shape=(side, side), spacing=(1.0, 1.0), channels=1, modality="OT", label_voxels={1: 10}
+    )
+    stats = {"mean": 0.0, "std": 1.0, "percentile_00_5": -1.0, "percentile_99_5": 1.0}
+    return DatasetFingerprint(
+        cases=[case] * cases, spatial_dims=2, modality="OT", foreground_intensity=stats, labels=[0, 1]
+    )
+
+
+def test_2d_batch_covers_at_most_a_twentieth_of_a_small_dataset():
+    small = make_plan(_image_fingerprint(10, 128))  # 10 tiles: a batch of 32 would be 3 passes over the data
+    assert small.patch_size == [128, 128] and small.batch_size == 4
+    medium = make_plan(_image_fingerprint(200, 128))  # 5% of 200 tiles = 10 patches
+    assert medium.batch_size == 10
+    large = make_plan(_image_fingerprint(5000, 128))  # memory bound: 2**20 pixels = 64 patches, capped at 32
+    assert large.batch_size == 32

@@ -78,6 +78,22 @@ def test_train_writes_plan_checkpoints_and_report(nuclei_run: Path):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
+def test_run_keeps_its_architecture_when_a_model_default_changes(nuclei_run: Path, monkeypatch):
+    import yaml
+
+    from medlearn.models import unet as unet_module
+    from medlearn.workflows.segmenter import TrainedSegmenter
+
+    recorded = yaml.safe_load((nuclei_run / "config.yaml").read_text())["segmentation"]["model_kwargs"]
+    assert recorded["base_channels"] == 32 and "depth" not in recorded  # depth comes from the plan
+    defaults = list(unet_module.unet.__defaults__)
+    names = list(unet_module.unet.__code__.co_varnames[: unet_module.unet.__code__.co_argcount])
+    defaults[names.index("base_channels") - (len(names) - len(defaults))] = 8
+    monkeypatch.setattr(unet_module.unet, "__defaults__", tuple(defaults))  # a later release narrows the default
+    model = TrainedSegmenter.from_run_dir(nuclei_run).model
+    assert next(model.parameters()).shape[0] == 32  # the saved weights still load into the recorded width
+
+
 def test_evaluate_writes_mean_and_per_case_metrics(nuclei_run: Path, nuclei, tmp_path: Path):
     out = tmp_path / "metrics.json"
     assert main(["segment", "evaluate", str(nuclei_run), "--data", str(nuclei["test"]), "--json", str(out)]) == 0

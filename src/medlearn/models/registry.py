@@ -5,8 +5,10 @@ Every task's models live in the same registry; ``task`` says which CLI group may
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -50,6 +52,21 @@ def create_model(name: str, **kwargs) -> nn.Module:
         known = ", ".join(e.name for e in list_models())
         raise MedlearnError(f"unknown model {name!r}; known models: {known}")
     return _REGISTRY[name].factory(**kwargs)
+
+
+def model_defaults(name: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The keyword defaults of ``name``'s factory (minus ``exclude``): what a run records so that a later
+    change of a default cannot change the architecture its saved weights are loaded into."""
+    _import_builtin_models()
+    if name not in _REGISTRY:
+        raise MedlearnError(f"unknown model {name!r}")
+    skipped = set(exclude)
+    parameters = inspect.signature(_REGISTRY[name].factory).parameters.values()
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not inspect.Parameter.empty and p.name not in skipped and p.kind is p.POSITIONAL_OR_KEYWORD
+    }
 
 
 def model_task(name: str) -> str:

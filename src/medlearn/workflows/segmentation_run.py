@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from medlearn.workflows.segmentation_settings import (
     SEGMENTATION_TRAINING_DEFAULTS,
     SegmenterSettings,
     read_segmentation_run,
+    recorded_model_kwargs,
 )
 
 log = logging.getLogger("medlearn")
@@ -102,6 +103,7 @@ def train_segmenter(
     if len(fp.labels) < 2:
         raise MedlearnError("every training mask is empty (background only): there is nothing to learn", request.data)
     plan = make_plan(fp).with_overrides(settings.plan_overrides)
+    settings = replace(settings, model_kwargs=recorded_model_kwargs(settings.model, settings.model_kwargs))
     if show_plan is not None:
         show_plan(plan, fp)
     cases = _prepare(split, plan)  # reads every pair: bad data fails here, before a run folder exists

@@ -65,6 +65,18 @@ class SegmenterSettings:
         return settings_from_dict(cls, values, "segmentation")
 
 
+#: Model arguments the plan supplies (never recorded in ``model_kwargs``).
+PLAN_MODEL_ARGUMENTS = ("in_channels", "num_classes", "spatial_dims", "depth")
+
+
+def recorded_model_kwargs(name: str, model_kwargs: dict) -> dict:
+    """``model_kwargs`` completed with the factory's current defaults, as a new run writes them to its config:
+    an old run then keeps its architecture when a default changes (U-Net's width went from 16 to 32)."""
+    from medlearn.models.registry import model_defaults
+
+    return {**model_defaults(name, exclude=PLAN_MODEL_ARGUMENTS), **model_kwargs}
+
+
 def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: dict | None = None) -> nn.Module:
     """The registered segmentation model ``name`` sized by the plan (dimensions, channels, classes, depth)."""
     from medlearn.models.registry import create_model, list_models
