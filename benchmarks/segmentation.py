@@ -55,6 +55,7 @@ def run_method(
     plan: dict | None = None,
     batches_per_epoch: int = 25,
     epochs: int = 1000,
+    seed: int = 0,
 ) -> dict:
     """Train with a wall-clock budget, then evaluate on the test pairs; times and metrics as a row."""
     from medlearn.workflows.segmentation_evaluate import evaluate_run
@@ -70,7 +71,7 @@ def run_method(
         val_data=str(val_csv) if val_csv else None,
         overrides={
             "segmentation": {"model": model, "batches_per_epoch": batches_per_epoch, "plan_overrides": plan or {}},
-            "training": {"max_minutes": minutes, "epochs": epochs},
+            "training": {"max_minutes": minutes, "epochs": epochs, "seed": seed},
         },
     )
     started = time.perf_counter()
@@ -125,8 +126,12 @@ def _forward_gflops(model: str, plan: dict) -> float:
 
 
 def nuclei_experiment(workdir: Path, minutes: float, nnunet: dict | None) -> dict:
+    """U-Net, DRINet, patch CNN for ``minutes`` (with nnU-Net's reference: one fifth of its training time,
+    the issue's speed target), then U-Net for nnU-Net's whole budget."""
     split = nuclei_split(workdir / "data" / "nuclei")
     runs = workdir / "runs" / "nuclei"
+    if nnunet:
+        minutes = round(nnunet["train_seconds"] / 5 / 60, 2)
     rows = [
         run_method(
             f"{model} ({minutes:g} min)",
@@ -167,6 +172,30 @@ def nuclei_full_budget(workdir: Path, results: dict, model: str) -> None:
     rows.append(run_method(name, split["train"], split["val"], split["test"], run, model=model, minutes=budget))
     results["nuclei"]["rows"] = rows
     nuclei_tta(workdir, results)
+
+
+def nuclei_seeds(workdir: Path, results: dict, seeds: tuple[int, ...] = (1, 2)) -> None:
+    """The default U-Net at the short budget again with other seeds: how much of a Dice gap is run-to-run noise."""
+    from medlearn.workflows.segmentation_evaluate import evaluate_run
+
+    split = nuclei_split(workdir / "data" / "nuclei")
+    first = _row(results["nuclei"], "unet", "min)")
+    runs = []
+    for seed in seeds:
+        out = workdir / "runs" / "nuclei" / f"unet-seed{seed}"
+        row = run_method(
+            f"unet seed {seed}",
+            split["train"],
+            split["val"],
+            split["test"],
+            out,
+            model="unet",
+            minutes=first["budget_minutes"],
+            seed=seed,
+        )
+        summary, _ = evaluate_run(out, str(split["test"]), tta=True, report_path=out / "evaluation-test-tta.html")
+        runs.append({"seed": seed, "dice": row["dice"], "tta_dice": summary["dice"]})
+    results["nuclei"]["seeds"] = [{"seed": 0, "dice": first["dice"], "tta_dice": _dice(first, True)}, *runs]
 
 
 def nuclei_tta(workdir: Path, results: dict) -> None:
@@ -441,6 +470,18 @@ def results_table(results: dict) -> str:
                     if "tta" in row
                 )
             )
+        if experiment == "nuclei" and block.get("seeds"):
+            seeds = block["seeds"]
+            lines.append("")
+            lines.append(
+                f"Run-to-run spread of the default (unet, {_row(block, 'unet', 'min)')['budget_minutes']:g} min), "
+                + "seeds "
+                + ", ".join(str(s["seed"]) for s in seeds)
+                + ": Dice "
+                + " / ".join(_fmt(s["dice"]) for s in seeds)
+                + ", with TTA "
+                + " / ".join(_fmt(s["tta_dice"]) for s in seeds)
+            )
         if experiment == "mni":
             lines.append("")
             lines.append(
@@ -489,14 +530,15 @@ def claims(results: dict) -> str:
                 f"({nn['budget_minutes']:g} min each)",
                 _dice(full, True) >= nn["dice"],
             )
-        fifth = [r for r in nuclei["rows"] if "nnU-Net's budget" not in r["name"]]
-        best = max(fifth, key=lambda r: _dice(r, True))
+        fifth = nn["train_seconds"] / 5
+        short = [r for r in nuclei["rows"] if "nnU-Net's budget" not in r["name"]]
+        in_time = [r for r in short if r["train_seconds"] <= fifth]
+        reached = [r for r in in_time if _dice(r, True) >= nn["dice"]]
         add(
             "medlearn reaches nnU-Net's final Dice in <= 1/5 of its time",
-            f"best at {best['budget_minutes']:g} min ({best['model']}): {_dice(best, True):.3f} vs nnU-Net "
-            f"{nn['dice']:.3f} after {nn['train_seconds']:.0f} s; U-Net at {best['budget_minutes']:g} min: "
-            f"{_dice(_row(nuclei, 'unet', 'min)'), True):.3f}",
-            _dice(best, True) >= nn["dice"] and best["train_seconds"] <= nn["train_seconds"] / 5,
+            f"nnU-Net {nn['dice']:.3f} after {nn['train_seconds']:.0f} s; within {fifth:.0f} s (with TTA): "
+            + ", ".join(f"{r['model']} {_dice(r, True):.3f} ({r['train_seconds']:.0f} s)" for r in short),
+            bool(reached),
         )
     for name, block in (("nuclei", nuclei), ("MNI152", results.get("mni"))):
         if not block:
@@ -582,6 +624,8 @@ def main() -> None:
             results["hybrid"] = hybrid_experiment(args.workdir, args.minutes)
         elif experiment.startswith("nuclei-full-"):
             nuclei_full_budget(args.workdir, results, experiment.removeprefix("nuclei-full-"))
+        elif experiment == "nuclei-seeds":
+            nuclei_seeds(args.workdir, results)
         elif experiment == "nuclei-tta":
             nuclei_tta(args.workdir, results)
         elif experiment == "multimodal":

@@ -14,7 +14,7 @@ from medlearn.cli.main import main
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import CaseFingerprint, DatasetFingerprint, fingerprint
-from medlearn.planning.plan import make_plan
+from medlearn.planning.plan import SegmentationPlan, make_plan
 
 
 def _pairs(shared: Path, *cases: str) -> list[Sample]:
@@ -50,6 +50,10 @@ def test_isotropic_volume_gets_a_3d_patch_within_the_cpu_budget(shared_data):
     gm = root / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
     plan = make_plan(fingerprint([Sample(t1, target=gm)]))
     assert plan.spatial_dims == 3 and plan.slice_axis is None
+    assert plan.base_channels == 16  # 3D: half nnU-Net's width, the CPU budget's choice
+    written = plan.to_dict()
+    del written["base_channels"]  # a plan.json written before the plan chose the width
+    assert SegmentationPlan(**written).base_channels == 16  # what those runs were trained with
     assert plan.normalization_params == {"nonzero": True}  # 22% non-zero: z-scores inside the head only
     assert np.prod(plan.patch_size) <= 64**3
     assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
@@ -121,7 +125,7 @@ def _image_fingerprint(cases: int, side: int) -> DatasetFingerprint:
 
 def test_2d_batch_covers_at_most_a_twentieth_of_a_small_dataset():
     small = make_plan(_image_fingerprint(10, 128))  # 10 tiles: a batch of 32 would be 3 passes over the data
-    assert small.patch_size == [128, 128] and small.batch_size == 4
+    assert small.patch_size == [128, 128] and small.batch_size == 4 and small.base_channels == 32
     medium = make_plan(_image_fingerprint(200, 128))  # 5% of 200 tiles = 10 patches
     assert medium.batch_size == 10
     large = make_plan(_image_fingerprint(5000, 128))  # memory bound: 2**20 pixels = 64 patches, capped at 32

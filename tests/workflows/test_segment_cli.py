@@ -85,13 +85,14 @@ def test_run_keeps_its_architecture_when_a_model_default_changes(nuclei_run: Pat
     from medlearn.workflows.segmenter import TrainedSegmenter
 
     recorded = yaml.safe_load((nuclei_run / "config.yaml").read_text())["segmentation"]["model_kwargs"]
-    assert recorded["base_channels"] == 32 and "depth" not in recorded  # depth comes from the plan
-    defaults = list(unet_module.unet.__defaults__)
-    names = list(unet_module.unet.__code__.co_varnames[: unet_module.unet.__code__.co_argcount])
-    defaults[names.index("base_channels") - (len(names) - len(defaults))] = 8
-    monkeypatch.setattr(unet_module.unet, "__defaults__", tuple(defaults))  # a later release narrows the default
-    model = TrainedSegmenter.from_run_dir(nuclei_run).model
-    assert next(model.parameters()).shape[0] == 32  # the saved weights still load into the recorded width
+    assert recorded["num_res_units"] == 2 and "depth" not in recorded  # depth and width come from the plan
+    code = unet_module.unet.__code__
+    names = code.co_varnames[: code.co_argcount]
+    defaults = dict(zip(names[-len(unet_module.unet.__defaults__) :], unet_module.unet.__defaults__, strict=True))
+    defaults["num_res_units"] = 0  # a later release changes a default that shapes the weights
+    monkeypatch.setattr(unet_module.unet, "__defaults__", tuple(defaults.values()))
+    model = TrainedSegmenter.from_run_dir(nuclei_run).model  # still loads: the run recorded num_res_units=2
+    assert next(model.parameters()).shape[0] == 32  # the 2D plan's width
 
 
 def test_evaluate_writes_mean_and_per_case_metrics(nuclei_run: Path, nuclei, tmp_path: Path):

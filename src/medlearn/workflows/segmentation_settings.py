@@ -66,27 +66,28 @@ class SegmenterSettings:
 
 
 #: Model arguments the plan supplies (never recorded in ``model_kwargs``).
-PLAN_MODEL_ARGUMENTS = ("in_channels", "num_classes", "spatial_dims", "depth")
+PLAN_MODEL_ARGUMENTS = ("in_channels", "num_classes", "spatial_dims", "depth", "base_channels")
 
 
 def recorded_model_kwargs(name: str, model_kwargs: dict) -> dict:
     """``model_kwargs`` completed with the factory's current defaults, as a new run writes them to its config:
-    an old run then keeps its architecture when a default changes (U-Net's width went from 16 to 32)."""
+    an old run then keeps its architecture when a factory default changes."""
     from medlearn.models.registry import model_defaults
 
     return {**model_defaults(name, exclude=PLAN_MODEL_ARGUMENTS), **model_kwargs}
 
 
 def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: dict | None = None) -> nn.Module:
-    """The registered segmentation model ``name`` sized by the plan (dimensions, channels, classes, depth)."""
+    """The registered segmentation model ``name`` sized by the plan (dimensions, channels, classes, and depth and
+    width for the models whose factory takes them)."""
     from medlearn.models.registry import create_model, list_models
 
     segmentation_models = {entry.name: entry for entry in list_models("segmentation")}
     if name not in segmentation_models:
         raise MedlearnError(f"unknown segmentation model {name!r}; choose one of {', '.join(segmentation_models)}")
     kwargs = {"in_channels": plan.channels, "num_classes": plan.num_classes, "spatial_dims": plan.spatial_dims}
-    if "depth" in inspect.signature(segmentation_models[name].factory).parameters:
-        kwargs["depth"] = plan.depth
+    parameters = inspect.signature(segmentation_models[name].factory).parameters
+    kwargs.update({key: getattr(plan, key) for key in ("depth", "base_channels") if key in parameters})
     kwargs.update(model_kwargs or {})
     return create_model(name, **kwargs)
 
