@@ -91,19 +91,33 @@ def test_rotation_moves_image_and_labels_together():
     labels = np.zeros((32, 32), np.uint8)
     labels[4:10, 14:18] = 1  # a bar near the top edge
     image = labels[None].astype(np.float32) * 5
-    out, out_labels = PatchAugmentation(angle=np.pi).apply(image, labels)  # half a turn about the centre
+    half_turn = PatchAugmentation(angle=np.pi)  # about the patch centre
+    out, out_labels = half_turn.crop(image, labels, (0, 0), (32, 32))
     assert out_labels[22:28, 14:18].all() and not out_labels[4:10].any()
     np.testing.assert_array_equal(out[0] > 2.5, out_labels.astype(bool))
-    zoomed, zoomed_labels = PatchAugmentation(zoom=1.4).apply(image, labels)
+    zoomed, zoomed_labels = PatchAugmentation(zoom=1.4).crop(image, labels, (0, 0), (32, 32))
     assert zoomed_labels.sum() > labels.sum() * 1.5
 
 
-def test_rotated_in_border_keeps_labels_matching_the_image():
-    """What rotation and zooming out bring in from outside the patch is labelled as the image shows it."""
+def test_zooming_out_brings_in_the_tissue_around_the_patch_not_a_mirror_image():
+    rows = np.arange(64, dtype=np.float32)[:, None].repeat(64, axis=1)  # intensity = row index
+    labels = (rows < 12).astype(np.uint8)  # a structure just above the patch's top edge (row 16)
+    out, out_labels = PatchAugmentation(angle=0.3, zoom=0.7).crop(rows[None], labels, (16, 16), (32, 32))
+    assert out.shape == (1, 32, 32) and out_labels.shape == (32, 32)
+    assert out.min() < 10 and out.max() > 50  # rows from beyond the patch, where mirroring would stay in 16-47
+    assert out_labels.any()  # the structure outside the patch turned into view ...
+    np.testing.assert_array_equal(out_labels.astype(bool)[2:-2, 2:-2], (out[0] < 11.5)[2:-2, 2:-2])  # ... labelled
+    plain, plain_labels = PatchAugmentation().crop(rows[None], labels, (16, 16), (32, 32))
+    np.testing.assert_array_equal(plain[0], rows[16:48, 16:48])
+    assert not plain_labels.any()
+
+
+def test_rotation_at_the_edge_of_a_case_reflects_image_and_labels_alike():
+    """Only beyond the case's edge is content reflected, and then labels are reflected like the image."""
     labels = np.zeros((32, 32), np.uint8)
     labels[0:4, :] = 1  # a structure along the edge: zooming out reflects it into view beyond the edge
     image = labels[None].astype(np.float32) * 5
-    out, out_labels = PatchAugmentation(angle=np.pi / 6, zoom=0.7).apply(image, labels)
+    out, out_labels = PatchAugmentation(angle=np.pi / 6, zoom=0.7).crop(image, labels, (0, 0), (32, 32))
     np.testing.assert_array_equal(out[0] > 2.5, out_labels.astype(bool))
     assert out_labels.sum() > 0.75 * labels.sum()  # a 0.7x zoom alone would keep about half
 

@@ -7,8 +7,10 @@ volume is seen every few batches instead of almost never; the rest are placed un
 Each patch is a pure function of its index: the dataset is "virtual" (its length is huge) and the
 loader's seeded ``RandomSampler`` draws indices, so the Trainer's per-epoch reseeding makes the
 patches, their augmentation and a resumed run reproducible, with or without worker processes.
-Augmentation samples its parameters first and then applies them deterministically (mirroring, noise,
-blur, brightness, contrast, gamma), as TorchIO's random transforms do.
+Augmentation samples its parameters first and then applies them deterministically, as TorchIO's random
+transforms do: rotation and scaling while the patch is cut from the case (what turns into view is the
+case's own tissue around the patch, as nnU-Net's spatial transform samples it), then mirroring, noise,
+blur, brightness, contrast and gamma on the patch.
 """
 
 from __future__ import annotations
@@ -64,12 +66,55 @@ class PatchAugmentation:
             noise_seed=int(rng.integers(2**31)),
         )
 
-    def apply(self, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``image`` is ``(C, *spatial)`` (normalised), ``labels`` ``(*spatial)``; labels only move with flips."""
+    def crop(
+        self, image: np.ndarray, labels: np.ndarray, start: Sequence[int], size: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The patch of ``size`` at ``start`` of a whole case (``image`` ``(C, *spatial)``, ``labels``
+        ``(*spatial)``), rotated (first two axes) and scaled about its centre: linear for the image, nearest
+        for the labels.
+
+        Rotating or zooming out brings in the tissue around the patch, read from the case, so image and
+        labels stay true to each other and to the anatomy; only beyond the case's edge are both reflected.
+        Warping the cut patch instead filled its corners with mirror images of itself (a mirrored cortex
+        or nucleus at every rotated patch's border).
+        """
         from scipy import ndimage
 
-        if self.angle or self.zoom != 1.0:
-            image, labels = self._warp(image, labels)
+        start, size = np.asarray(start, dtype=int), np.asarray(size, dtype=int)
+        if not self.angle and self.zoom == 1.0:
+            window = tuple(slice(int(a), int(a + n)) for a, n in zip(start, size, strict=True))
+            return image[(slice(None), *window)], labels[window]
+        ndim = labels.ndim
+        matrix = np.eye(ndim)
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        matrix[:2, :2] = [[cos, -sin], [sin, cos]]
+        matrix /= self.zoom  # output -> input coordinates: zoom > 1 magnifies
+        half = (size - 1) / 2.0
+        centre = start + half
+        reach = np.abs(matrix) @ half + 2  # half-extent of the patch's footprint in the case, plus interpolation
+        low = np.clip(np.floor(centre - reach).astype(int), 0, labels.shape)
+        high = np.clip(np.ceil(centre + reach).astype(int) + 1, 0, labels.shape)
+        footprint = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+        offset = centre - low - matrix @ half
+        shape = tuple(int(n) for n in size)
+        warped = np.stack(
+            [
+                ndimage.affine_transform(
+                    np.asarray(channel[footprint], np.float32), matrix, offset, shape, order=1, mode="reflect"
+                )
+                for channel in image
+            ]
+        )
+        warped_labels = ndimage.affine_transform(
+            np.asarray(labels[footprint]), matrix, offset, shape, order=0, mode="reflect"
+        )
+        return warped, warped_labels
+
+    def apply(self, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mirroring and the intensity changes on a cut patch: ``image`` ``(C, *spatial)`` (normalised),
+        ``labels`` ``(*spatial)``; labels only move with flips."""
+        from scipy import ndimage
+
         if self.flips:
             image = np.flip(image, axis=tuple(axis + 1 for axis in self.flips))
             labels = np.flip(labels, axis=self.flips)
@@ -87,26 +132,6 @@ class PatchAugmentation:
             span = np.maximum(image.max(axis=tuple(range(1, image.ndim)), keepdims=True) - low, 1e-6)
             image = ((image - low) / span) ** np.float32(self.gamma) * span + low
         return image.astype(np.float32, copy=False), labels
-
-    def _warp(self, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rotate (first two axes) and scale about the centre: linear for the image, nearest for labels.
-
-        Both fill the area rotated or zoomed in from outside the patch by reflection, so the labels there
-        still describe the image: reflecting the image but padding the labels with background taught the
-        network that reflected nuclei are background (nuclei benchmark: test Dice 0.90 -> 0.92 once fixed).
-        """
-        from scipy import ndimage
-
-        ndim = labels.ndim
-        matrix = np.eye(ndim)
-        cos, sin = np.cos(self.angle), np.sin(self.angle)
-        matrix[:2, :2] = [[cos, -sin], [sin, cos]]
-        matrix /= self.zoom  # output -> input coordinates: zoom > 1 magnifies
-        centre = (np.array(labels.shape) - 1) / 2.0
-        offset = centre - matrix @ centre
-        image = np.stack([ndimage.affine_transform(c, matrix, offset=offset, order=1, mode="reflect") for c in image])
-        labels = ndimage.affine_transform(labels, matrix, offset=offset, order=0, mode="reflect")
-        return image.astype(np.float32), labels
 
 
 class PatchDataset(Dataset):
@@ -147,9 +172,12 @@ class PatchDataset(Dataset):
         if points and rng.random() < self.foreground_fraction:
             chosen = points[int(rng.integers(len(points)))]
             centre = chosen[int(rng.integers(len(chosen)))]
-        image, labels = self._crop(case, centre, rng)
+        image, labels, start = self._region(case, centre, rng)
+        augmentation = PatchAugmentation.sample(rng, self.plan.spatial_dims) if self.augment else PatchAugmentation()
+        image, labels = augmentation.crop(image, labels, start, self.plan.patch_size)
         if self.augment:
-            image, labels = PatchAugmentation.sample(rng, self.plan.spatial_dims).apply(image, labels)
+            image, labels = augmentation.apply(image, labels)
+        image = image.astype(np.float32, copy=False)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(
             np.ascontiguousarray(labels).astype(np.int64)
         )
@@ -172,20 +200,24 @@ class PatchDataset(Dataset):
         labels = np.pad(case.labels, pads)
         return SegmentationCase(image=image, labels=labels, name=case.name, sample=case.sample)
 
-    def _crop(
+    def _region(
         self, case: SegmentationCase, centre: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the patch lies: the case (or, for a 2D plan on a volume, the patch's slice) and the patch's
+        start in it. Foreground patches are centred on ``centre``, others placed uniformly."""
         shape, patch = np.array(case.spatial_shape), np.array(self._full_patch())
         highest = shape - patch
         if centre is None:
             start = np.array([rng.integers(top + 1) for top in highest])
         else:
             start = np.clip(np.asarray(centre) - patch // 2, 0, highest)
-        window = tuple(slice(int(a), int(a + p)) for a, p in zip(start, patch, strict=True))
-        image, labels = case.image[(slice(None), *window)], case.labels[window]
+        image, labels = case.image, case.labels
         if self.slice_axis is not None:
-            image, labels = image.squeeze(self.slice_axis + 1), labels.squeeze(self.slice_axis)
-        return image.astype(np.float32, copy=False), labels
+            index = int(start[self.slice_axis])
+            image = np.take(image, index, axis=self.slice_axis + 1)
+            labels = np.take(labels, index, axis=self.slice_axis)
+            start = np.delete(start, self.slice_axis)
+        return image, labels, start
 
 
 def _foreground_points(labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
