@@ -33,7 +33,8 @@ VIRTUAL_LENGTH = 2**31 - 1
 
 @dataclass(frozen=True)
 class PatchAugmentation:
-    """Parameters of one patch's augmentation, sampled by :meth:`sample` and applied by :meth:`apply`.
+    """Parameters of one patch's augmentation, sampled by :meth:`sample`, applied by :meth:`crop` (rotation,
+    scaling) and :meth:`apply` (the rest); the default instance is the identity.
 
     The set and probabilities follow nnU-Net's defaults: rotation (p 0.2; in the plane of the first two
     axes, so thick-slice volumes are not warped across slices) and scaling (p 0.2, 0.7-1.4) about the patch
@@ -174,10 +175,7 @@ class PatchDataset(Dataset):
             centre = chosen[int(rng.integers(len(chosen)))]
         image, labels, start = self._region(case, centre, rng)
         augmentation = PatchAugmentation.sample(rng, self.plan.spatial_dims) if self.augment else PatchAugmentation()
-        image, labels = augmentation.crop(image, labels, start, self.plan.patch_size)
-        if self.augment:
-            image, labels = augmentation.apply(image, labels)
-        image = image.astype(np.float32, copy=False)
+        image, labels = augmentation.apply(*augmentation.crop(image, labels, start, self.plan.patch_size))
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(
             np.ascontiguousarray(labels).astype(np.int64)
         )
