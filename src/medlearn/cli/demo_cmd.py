@@ -12,7 +12,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory (a fresh timestamped one by default).")] = None,
     model: Annotated[str | None, typer.Option(help="Classification model (default: the benchmark's best).")] = None,
     max_minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 9.0,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="At most this many epochs (30: the benchmark's; the budget may allow fewer).")
+    ] = 30,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train on Br35H brain MRI (tumour yes/no) with a duplicate-aware 70/15/15 split, test, write the report."""

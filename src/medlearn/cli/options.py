@@ -4,6 +4,7 @@ and ``--set key=value`` parsing (values are JSON, so lists and numbers keep thei
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -12,17 +13,23 @@ import typer
 from medlearn.errors import MedlearnError
 
 MaxMinutes = Annotated[
-    float | None, typer.Option(help="Training time budget; stops cleanly after the epoch that exceeds it.")
+    float | None,
+    typer.Option(help="Training time budget: the epochs and the learning-rate schedule are sized to fill it."),
 ]
-Epochs = Annotated[int | None, typer.Option(help="Maximum number of epochs.")]
+Epochs = Annotated[int | None, typer.Option(help="Number of epochs; with --max-minutes, at most this many.")]
 Precision = Annotated[str | None, typer.Option(help="auto | bf16 | fp32.")]
 Resume = Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory.")]
 Strict = Annotated[bool, typer.Option(help="Fail on the first unreadable image instead of skipping it.")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 
+#: A value that is not JSON but a plain name (``--set normalization=dataset``) is taken as that string.
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
 def parse_overrides(items: list[str]) -> dict:
-    """``["a=1", "b=[2,3]"]`` -> ``{"a": 1, "b": [2, 3]}``; a malformed item is an error naming it."""
+    """``["a=1", "b=[2,3]", "c=dataset"]`` -> ``{"a": 1, "b": [2, 3], "c": "dataset"}``; a malformed item is an
+    error naming it."""
     parsed = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -31,5 +38,8 @@ def parse_overrides(items: list[str]) -> dict:
         try:
             parsed[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            raise MedlearnError(f'--set {item!r}: the value must be JSON (e.g. 4, [128,128], "ct")') from None
+            if not _BARE_WORD.fullmatch(value.strip()):
+                problem = f"--set {item!r}: the value must be JSON or a name (e.g. 4, [128,128], ct)"
+                raise MedlearnError(problem) from None
+            parsed[key.strip()] = value.strip()
     return parsed

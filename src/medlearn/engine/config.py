@@ -34,7 +34,12 @@ _SYNONYMS = {
 class TrainConfig:
     """How to optimise: epochs, batch, AdamW + warm-up/cosine schedule, stopping rules, speed knobs."""
 
-    epochs: int = 10
+    #: Epochs to train; with ``max_minutes``, a cap on what the budget affords. None: ``default_epochs``
+    #: without a budget, and as many epochs as fill the budget with one (see :mod:`medlearn.engine.budget`).
+    epochs: int | None = None
+    #: The task's usual length, used when ``epochs`` is None and no budget is given (with a budget: the
+    #: first guess of the schedule until the first epoch has been timed).
+    default_epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -47,11 +52,12 @@ class TrainConfig:
     #: Stop after this many epochs without improvement of the task's monitor (None = never).
     early_stopping_patience: int | None = None
     seed: int = 0
-    #: Wall-clock budget of one invocation; training stops cleanly after the epoch that exceeds it.
+    #: Wall-clock training budget; the schedule is sized to fill it (see :mod:`medlearn.engine.budget`) and
+    #: training stops cleanly after an epoch that exceeds it.
     max_minutes: float | None = None
-    #: With ``max_minutes``: after the first epoch, shorten ``epochs`` to what the budget allows so the
-    #: cosine schedule decays fully inside it (instead of being cut off at a high learning rate).
-    fit_schedule_to_budget: bool = False
+    #: With ``max_minutes``: size the epochs and the cosine to the budget (True), or let the budget only
+    #: interrupt a schedule of fixed length (False: train in chunks, each invocation with its own budget).
+    fit_schedule_to_budget: bool = True
     channels_last: bool = False
     #: "bf16" autocast, "fp32", or "auto" (bf16 when the CPU has native bf16 support).
     precision: Precision = "auto"
@@ -62,7 +68,8 @@ class TrainConfig:
     eval_every: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "epochs", "must be at least 1", self.epochs)
+        _check(self.epochs is None or self.epochs >= 1, "epochs", "must be at least 1 or null", self.epochs)
+        _check(self.default_epochs >= 1, "default_epochs", "must be at least 1", self.default_epochs)
         _check(self.batch_size >= 1, "batch_size", "must be at least 1", self.batch_size)
         _check(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a positive number", self.lr)
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
@@ -84,6 +91,16 @@ class TrainConfig:
         )
         _check(self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1", self.num_threads)
         _check(self.eval_every >= 1, "eval_every", "must be at least 1", self.eval_every)
+
+    @property
+    def sized_by_budget(self) -> bool:
+        """True when the time budget decides the number of epochs (and where the cosine ends)."""
+        return self.max_minutes is not None and self.fit_schedule_to_budget
+
+    @property
+    def initial_epochs(self) -> int:
+        """The schedule's length before any epoch has been timed."""
+        return self.epochs if self.epochs is not None else self.default_epochs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only, ready for ``yaml.safe_dump``."""

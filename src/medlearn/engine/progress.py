@@ -57,6 +57,10 @@ class TrainingProgress:
             )
             self._bar.start()
 
+    def set_total_epochs(self, total_epochs: int) -> None:
+        """The schedule was re-sized (to a time budget): later lines and the bar show the new total."""
+        self._epochs = total_epochs
+
     def start_epoch(self, epoch: int, batches: int) -> None:
         self._samples, self._loss_sum = 0, 0.0
         self._started = time.perf_counter()
@@ -86,12 +90,20 @@ class TrainingProgress:
                 speed=f"{self._samples / elapsed:.0f}",
             )
 
-    def end_epoch(self, row: Mapping[str, Any], *, best: bool = False, eta_seconds: float | None = None) -> None:
-        """Print and log the epoch's summary line."""
+    def end_epoch(
+        self,
+        row: Mapping[str, Any],
+        *,
+        best: bool = False,
+        eta_seconds: float | None = None,
+        suffix: str | None = None,
+    ) -> None:
+        """Print and log the epoch's summary line (``suffix``: e.g. how much of the time budget is used)."""
         monitor_key = f"val_{self._monitor}" if self._monitor else None
         if monitor_key and monitor_key in row:
             self._last_val = f"{monitor_key} {_number(row[monitor_key])}"
-        self.note(format_epoch_line(row, self._epochs, best=best, eta_seconds=eta_seconds))
+        line = format_epoch_line(row, self._epochs, best=best, eta_seconds=eta_seconds)
+        self.note(f"{line}  {suffix}" if suffix else line)
 
     def note(self, text: str, level: int = logging.INFO) -> None:
         """A line for both the console (unless quiet) and the log."""

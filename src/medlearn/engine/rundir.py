@@ -128,6 +128,15 @@ class RunDir:
             raise MedlearnError("expected a mapping at the top of the config", self.config_path)
         return values
 
+    def record_schedule(self, schedule: Mapping[str, Any]) -> None:
+        """Put how the time budget sized the schedule under ``schedule`` in ``config.yaml`` (if the run has one),
+        so the config says how long the run actually planned to train."""
+        if not self.config_path.is_file():
+            return
+        config = self.read_config()
+        if config.get("schedule") != dict(schedule):
+            self.write_config({**config, "schedule": dict(schedule)})
+
     def write_json(self, name: str, value: Any) -> Path:
         """Write ``value`` as ``<run>/<name>`` (strict JSON: NaN/inf become null)."""
         return write_text_atomic(self.path / name, json.dumps(_plain(value), indent=2) + "\n")

@@ -82,11 +82,14 @@ def resize_schedule(scheduler: LambdaLR, total_steps: int) -> None:
             curve.total_steps = total_steps
 
 
-def schedule_for(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> LambdaLR:
-    """The warm-up + cosine schedule of ``config`` for a loader of ``steps_per_epoch`` batches."""
+def schedule_for(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, epochs: int | None = None
+) -> LambdaLR:
+    """The warm-up + cosine schedule of ``config`` for a loader of ``steps_per_epoch`` batches, over ``epochs``
+    (default: ``config.initial_epochs``)."""
     return warmup_cosine_schedule(
         optimizer,
         warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-        total_steps=config.epochs * steps_per_epoch,
+        total_steps=(epochs or config.initial_epochs) * steps_per_epoch,
         min_lr_ratio=config.min_lr_ratio,
     )

@@ -2,9 +2,9 @@
 
 The :class:`Trainer` owns everything about *optimising*: device placement, AdamW with warm-up +
 cosine per step, gradient clipping, bf16 autocast, channels-last, optional ``torch.compile``,
-per-epoch reseeding, validation, best/last checkpoints, early stopping, a time budget, exact
-resume, progress and logs. What a batch *means* — loss and metrics — is the
-:class:`~medlearn.engine.task.Task`'s business, so classification, segmentation and later tasks
+per-epoch reseeding, validation, best/last checkpoints, early stopping, a time budget that sizes the
+schedule (:mod:`medlearn.engine.budget`), exact resume, progress and logs. What a batch *means* — loss
+and metrics — is the :class:`~medlearn.engine.task.Task`'s business, so classification, segmentation and later tasks
 share this loop instead of each growing its own. A :class:`~medlearn.engine.task.StagedTask` (a GAN)
 brings one optimiser per stage and asks the trainer to step each in turn; ``epoch_hooks`` run after
 each epoch's checkpoint (sample grids of a generator).
@@ -12,17 +12,18 @@ each epoch's checkpoint (sample grids of a generator).
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from medlearn.engine.budget import RECENT_EPOCHS, TimeBudget, epochs_affordable
 from medlearn.engine.checkpoint import load_checkpoint, save_checkpoint
 from medlearn.engine.config import TrainConfig
 from medlearn.engine.performance import (
@@ -86,22 +87,14 @@ class BestTracker:
         return 0 if self.best_epoch is None else epoch - self.best_epoch
 
 
-@dataclass
-class _Budget:
-    minutes: float | None
-    started: float = field(default_factory=time.perf_counter)
-
-    def exceeded(self) -> bool:
-        return self.minutes is not None and time.perf_counter() - self.started > self.minutes * 60
-
-
 class Trainer:
     """Fit ``model`` on ``task`` with ``config``, writing checkpoints, metrics and logs to ``run_dir``.
 
     ``generator``: extra torch generators to reseed each epoch (the train loader's own generator
     and its sampler's are found automatically). ``log``: a :class:`TrainingProgress` (default: a
     live bar in a terminal, plain lines otherwise; ``quiet=True`` prints nothing). ``epoch_hooks``:
-    callables run after every epoch (e.g. writing a generator's sample grid).
+    callables run after every epoch (e.g. writing a generator's sample grid). ``clock``: seconds for the
+    time budget and epoch durations (injectable so budget behaviour is tested with a fake clock).
     """
 
     def __init__(
@@ -118,8 +111,10 @@ class Trainer:
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         quiet: bool = False,
         epoch_hooks: Sequence[EpochHook] = (),
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.task = task
+        self.clock = clock
         self.config = config
         self.train_loader = train_loader
         self.val_loader = val_loader
@@ -136,6 +131,10 @@ class Trainer:
         else:
             self.optimizers = {SINGLE_STAGE: (optimizer_factory or default_optimizer)(self.model, config)}
         self.steps_per_epoch = _batches_per_epoch(train_loader)
+        #: The schedule's length: ``config.epochs``, the task default, or what the time budget affords.
+        self.planned_epochs = config.initial_epochs
+        #: How the budget sized the schedule (recorded in the run's config), once it has.
+        self.budget_schedule: dict[str, Any] | None = None
         self.schedulers = {
             name: schedule_for(optimizer, config, self.steps_per_epoch) for name, optimizer in self.optimizers.items()
         }
@@ -158,13 +157,13 @@ class Trainer:
 
     # -- public --------------------------------------------------------------------------------
     def fit(self, resume: bool | str | Path = False) -> FitResult:
-        """Train to ``config.epochs`` (or an earlier stop); ``resume`` continues from the last
-        checkpoint of the run directory (or from the checkpoint directory given)."""
+        """Train for the planned epochs (or stop earlier); ``resume`` continues from the last checkpoint of the
+        run directory (or from the checkpoint directory given)."""
         previous_threads = set_threads(self.config.num_threads)
         try:
             self._prepare(resume)
             with self.run.log_to_file():
-                self.progress.start(self.config.epochs, self.task.monitor if self.val_loader is not None else None)
+                self.progress.start(self.planned_epochs, self.task.monitor if self.val_loader is not None else None)
                 try:
                     self.progress.note(self._setup_line(resume))
                     reason = self._loop()
@@ -186,12 +185,13 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def _loop(self) -> str:
-        budget = _Budget(self.config.max_minutes)
+        spent_before = sum(row.get("seconds", 0.0) for row in self.history) if self.config.sized_by_budget else 0.0
+        budget = TimeBudget(self.config.max_minutes, self.clock, spent_before)
         reason = self._stop_reason(self.epoch, over_budget=False) if self.epoch else None
         session_seconds: list[float] = []
         while reason is None:
             epoch = self.epoch + 1
-            started = time.perf_counter()
+            started = self.clock()
             seed_epoch(self.config.seed, epoch, self.generators)
             train = self._train_epoch(epoch)
             over_budget = budget.exceeded()
@@ -199,25 +199,27 @@ class Trainer:
             lr, speed = train.pop("lr"), train.pop("speed")
             row.update(train)  # per-stage losses of staged tasks
             improved = self._validate_into(row, epoch, force=over_budget)
-            row.update(lr=lr, seconds=time.perf_counter() - started, samples_per_second=speed)
+            row.update(lr=lr, seconds=self.clock() - started, samples_per_second=speed)
             self.history.append(row)
             self.epoch = epoch
-            if epoch == 1 and self.config.fit_schedule_to_budget and self.config.max_minutes:
-                self._fit_schedule_to_budget(row["seconds"])
+            if self.config.max_minutes is not None:
+                self._apply_budget(budget, epoch, row["seconds"])
             self._save(row, improved)
             for hook in self.epoch_hooks:
                 hook(epoch, self.model)
             session_seconds.append(row["seconds"])
-            remaining = self.config.epochs - epoch
-            self.progress.end_epoch(row, best=improved, eta_seconds=remaining * _mean(session_seconds))
-            reason = self._stop_reason(epoch, over_budget)
+            remaining = self.planned_epochs - epoch
+            self.progress.end_epoch(
+                row, best=improved, eta_seconds=remaining * _mean(session_seconds), suffix=_budget_text(budget)
+            )
+            reason = self._stop_reason(epoch, budget.exceeded())
         return reason
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
         self.forward_model.train()
         self.progress.start_epoch(epoch, self.steps_per_epoch)
-        started = time.perf_counter()
+        started = self.clock()
         loss_sum, samples, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
         extras: dict[str, float] = {}
         for step, batch in enumerate(self.train_loader, start=1):
@@ -235,7 +237,7 @@ class Trainer:
             self.progress.advance(result.batch_size, loss)
         if samples == 0:
             raise MedlearnError("the training data loader yielded no batches (too few samples for the batch size?)")
-        seconds = max(time.perf_counter() - started, 1e-9)
+        seconds = max(self.clock() - started, 1e-9)
         means = {f"train_{name}": total / samples for name, total in extras.items()}
         return {"train_loss": loss_sum / samples, **means, "lr": lr, "speed": samples / seconds}
 
@@ -282,7 +284,7 @@ class Trainer:
         if self.val_loader is None:
             self.tracker.best_epoch = epoch
             return True
-        if not (force or epoch % self.config.eval_every == 0 or epoch == self.config.epochs):
+        if not (force or epoch % self.config.eval_every == 0 or epoch == self.planned_epochs):
             return False
         metrics = self._validate()
         row.update({f"val_{name}": value for name, value in metrics.items()})
@@ -301,21 +303,44 @@ class Trainer:
             raise ValueError(f"validation_metrics returned {sorted(metrics)} without the monitor {self.task.monitor!r}")
         return {name: float(value) for name, value in metrics.items()}
 
-    def _fit_schedule_to_budget(self, epoch_seconds: float) -> None:
-        """Size ``epochs`` (and the cosine) to the time budget from the first epoch's duration."""
-        affordable = int(self.config.max_minutes * 60 // max(epoch_seconds, 1e-9))
-        fitted = max(1, min(self.config.epochs, affordable))
-        if fitted < self.config.epochs:
-            self.config = dataclasses.replace(self.config, epochs=fitted)
-            for scheduler in self.schedulers.values():
-                resize_schedule(scheduler, fitted * self.steps_per_epoch)
+    def _apply_budget(self, budget: TimeBudget, epoch: int, epoch_seconds: float) -> None:
+        """After each epoch: size the schedule to the remaining budget (if it decides the epochs), and say so
+        when the budget cannot hold even one epoch."""
+        if epoch == 1 and epoch_seconds > budget.seconds:
+            five_epochs = math.ceil(5 * epoch_seconds / 6) / 10  # minutes, rounded up to a tenth
             self.progress.note(
-                f"time budget {self.config.max_minutes:g} min at {epoch_seconds:.1f} s/epoch: "
-                f"learning-rate schedule fitted to {fitted} epochs"
+                f"the time budget ({self.config.max_minutes:g} min) is shorter than one epoch ({epoch_seconds:.1f} s): "
+                f"training stopped after epoch 1, whose checkpoint is kept and usable; --max-minutes {five_epochs:g} "
+                "would train about 5 epochs",
+                logging.WARNING,
+            )
+        if not self.config.sized_by_budget:
+            return
+        seconds = [row["seconds"] for row in self.history]
+        planned = epochs_affordable(epoch, seconds, budget.remaining(), self.config.epochs)
+        if planned == self.planned_epochs:
+            return
+        first = self.budget_schedule is None
+        previous, self.planned_epochs = self.planned_epochs, planned
+        for scheduler in self.schedulers.values():
+            resize_schedule(scheduler, planned * self.steps_per_epoch)
+        self.progress.set_total_epochs(planned)
+        self.budget_schedule = {
+            "epochs": planned,
+            "sized_by": "time budget" if self.config.epochs is None or planned < self.config.epochs else "epochs",
+            "max_minutes": self.config.max_minutes,
+            "epoch_seconds": round(sum(seconds[-RECENT_EPOCHS:]) / len(seconds[-RECENT_EPOCHS:]), 3),
+            "after_epoch": epoch,
+        }
+        if first or abs(planned - previous) >= max(2, 0.1 * previous):
+            cap = f", capped at --epochs {self.config.epochs}" if self.config.epochs is not None else ""
+            self.progress.note(
+                f"time budget {self.config.max_minutes:g} min at {epoch_seconds:.1f} s/epoch: schedule sized to "
+                f"{planned} epochs{cap} (was {previous}); the learning rate decays to its minimum at the end"
             )
 
     def _stop_reason(self, epoch: int, over_budget: bool) -> str | None:
-        if epoch >= self.config.epochs:
+        if epoch >= self.planned_epochs:
             return COMPLETED
         patience = self.config.early_stopping_patience
         if patience is not None and self.val_loader is not None and self.tracker.stale_for(epoch) >= patience:
@@ -353,8 +378,11 @@ class Trainer:
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
             "rng": rng_state(),
             "steps_per_epoch": self.steps_per_epoch,
+            "planned_epochs": self.planned_epochs,
         }
         save_checkpoint(self.run.last_checkpoint, self.model, last, metadata)
+        if self.budget_schedule is not None:
+            self.run.record_schedule(self.budget_schedule)
         if improved:
             save_checkpoint(self.run.best_checkpoint, self.model, {**common, "metrics": dict(row)}, metadata)
         self.run.write_metrics(self.history)
@@ -373,8 +401,10 @@ class Trainer:
                 f"checkpoint optimizer state does not fit this model/optimizer ({error})", source
             ) from None
         set_rng_state(state["rng"])
-        if self.config.fit_schedule_to_budget and self.config.max_minutes:  # the fitted length, not the configured one
-            self.config = dataclasses.replace(self.config, epochs=int(state["train_config"]["epochs"]))
+        if self.config.sized_by_budget:  # the length the budget planned, not the configured one
+            # (checkpoints written before "planned_epochs" existed kept the fitted length in train_config)
+            recorded = state["train_config"].get("epochs") or self.config.initial_epochs
+            self.planned_epochs = int(state.get("planned_epochs", recorded))
         self.history = [dict(row) for row in state["history"]]
         self.epoch = int(state["epoch"])
         self.tracker.best, self.tracker.best_epoch = state["best_metric"], state["best_epoch"]
@@ -398,6 +428,7 @@ class Trainer:
         detail = {
             EARLY_STOPPING: f" (no better {monitor} for {self.config.early_stopping_patience} epochs)",
             TIME_BUDGET: f" ({self.config.max_minutes:g} min)" if self.config.max_minutes else "",
+            COMPLETED: " (schedule sized to the time budget)" if self.config.sized_by_budget else "",
         }.get(reason, "")
         return f"stopped after epoch {self.epoch}: {reason}{detail}{best}"
 
@@ -452,6 +483,13 @@ def _distinct(generators: list[torch.Generator]) -> list[torch.Generator]:
         if all(generator is not seen for seen in unique):
             unique.append(generator)
     return unique
+
+
+def _budget_text(budget: TimeBudget) -> str | None:
+    """``budget 3.2/10 min`` for the progress line (None without a budget)."""
+    if budget.minutes is None:
+        return None
+    return f"budget {budget.spent() / 60:.1f}/{budget.minutes:g} min"
 
 
 def _mean(values: Sequence[float]) -> float:

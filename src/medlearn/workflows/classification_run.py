@@ -15,7 +15,7 @@ log = logging.getLogger("medlearn")
 
 #: Training defaults for classification (the engine's generic defaults are task-agnostic).
 CLASSIFICATION_TRAINING_DEFAULTS = {
-    "epochs": 30,
+    "default_epochs": 30,  # --max-minutes without --epochs: the budget decides
     "batch_size": 64,
     "lr": 2e-3,
     "weight_decay": 0.05,

@@ -82,7 +82,8 @@ def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> 
 
 def resume_enhancer(run_dir: Path, *, max_minutes: float | None = None, quiet: bool = False) -> EnhancementOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded settings and split;
-    ``max_minutes`` is this invocation's time budget (default: the recorded one)."""
+    ``max_minutes`` replaces the recorded time budget (the run's total training time when the budget sizes the
+    schedule, this invocation's when it only interrupts)."""
     import dataclasses
 
     from medlearn.engine.config import TrainConfig

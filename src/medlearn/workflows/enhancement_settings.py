@@ -15,7 +15,7 @@ KINDS = ("denoise", "sr")
 
 #: Training defaults for enhancement (the engine's generic defaults are task-agnostic).
 ENHANCEMENT_TRAINING_DEFAULTS = {
-    "epochs": 30,
+    "default_epochs": 30,  # --max-minutes without --epochs: the budget decides
     "batch_size": 16,
     "lr": 1e-3,
     "weight_decay": 1e-4,
@@ -24,8 +24,6 @@ ENHANCEMENT_TRAINING_DEFAULTS = {
     "early_stopping_patience": None,
     "channels_last": False,
     "precision": "auto",
-    # with --max-minutes the cosine is sized to the budget after the first epoch (CPU users train by time)
-    "fit_schedule_to_budget": True,
 }
 
 

@@ -17,7 +17,7 @@ DEFAULT_CRITIC_STEPS = {"dcgan": 1, "wgan-gp": 5}
 
 #: Training defaults for GANs: Adam at a constant 2e-4 (no warm-up, no decay, no clipping), as both papers.
 GENERATION_TRAINING_DEFAULTS = {
-    "epochs": 300,
+    "default_epochs": 300,  # --max-minutes without --epochs: the budget decides
     "batch_size": 64,
     "lr": 2e-4,
     "weight_decay": 0.0,

@@ -16,7 +16,7 @@ DEFAULT_MODEL = "unet"
 
 #: Training defaults for segmentation (the engine's generic defaults are task-agnostic).
 SEGMENTATION_TRAINING_DEFAULTS = {
-    "epochs": 40,
+    "default_epochs": 40,  # --max-minutes without --epochs: the budget decides
     "lr": 3e-3,
     "weight_decay": 1e-4,
     "warmup_epochs": 1.0,
@@ -24,8 +24,6 @@ SEGMENTATION_TRAINING_DEFAULTS = {
     "early_stopping_patience": None,
     "channels_last": False,
     "precision": "auto",
-    # with --max-minutes, the cosine is sized to the budget after the first epoch (CPU users train by time)
-    "fit_schedule_to_budget": True,
 }
 
 
