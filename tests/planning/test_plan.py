@@ -31,8 +31,11 @@ def test_anisotropic_mr_volumes_are_planned_slice_by_slice(shared_data):
     assert plan.spatial_dims == 2 and plan.slice_axis == 2  # 6.5 mm slices, 0.78 mm in plane
     assert plan.target_spacing == pytest.approx([0.78125, 0.78125, 6.5])
     assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
-    assert plan.normalization == "zscore" and plan.labels == [0, 1]
-    assert plan.normalization_params == {}  # 94% of the voxels are non-zero: no body mask to respect
+    assert plan.labels == [0, 1]
+    # two subjects scanned with a different gain (brain2 about half as bright): their levels agree only after
+    # each is z-scored on its own; 94% of the voxels are non-zero, so no body mask to respect
+    assert plan.normalization == "zscore" and plan.normalization_params == {}
+    assert "scales differ" in plan.normalization_reason
 
 
 def test_ct_gets_foreground_clipping_and_isotropic_data_a_3d_plan(shared_data):
@@ -54,7 +57,9 @@ def test_isotropic_volume_gets_a_3d_patch_within_the_cpu_budget(shared_data):
     written = plan.to_dict()
     del written["base_channels"]  # a plan.json written before the plan chose the width
     assert SegmentationPlan(**written).base_channels == 16  # what those runs were trained with
-    assert plan.normalization_params == {"nonzero": True}  # 22% non-zero: z-scores inside the head only
+    assert plan.normalization == "dataset"  # one uint8 template: its own scale is kept
+    assert plan.normalization_params["clip_low"] == [0.0] and plan.normalization_params["clip_high"][0] > 200
+    assert "one training case" in plan.normalization_reason
     assert np.prod(plan.patch_size) <= 64**3
     assert all(side % 2**plan.depth == 0 for side in plan.patch_size)
 
@@ -118,8 +123,14 @@ def _image_fingerprint(cases: int, side: int) -> DatasetFingerprint:
         source="tile.png", shape=(side, side), spacing=(1.0, 1.0), channels=1, modality="OT", label_voxels={1: 10}
     )
     stats = {"mean": 0.0, "std": 1.0, "percentile_00_5": -1.0, "percentile_99_5": 1.0}
+    scale = {"clip_low": [-1.0], "clip_high": [1.0], "mean": [0.0], "std": [1.0]}
     return DatasetFingerprint(
-        cases=[case] * cases, spatial_dims=2, modality="OT", foreground_intensity=stats, labels=[0, 1]
+        cases=[case] * cases,
+        spatial_dims=2,
+        modality="OT",
+        foreground_intensity=stats,
+        labels=[0, 1],
+        dataset_scale=scale,
     )
 
 

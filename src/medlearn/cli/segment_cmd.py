@@ -30,7 +30,7 @@ def plan_command(
     from medlearn.utils.atomic import write_text_atomic
 
     fp = fingerprint(load_pairs(data), modality=modality)
-    plan = make_plan(fp).with_overrides(parse_overrides(overrides or []))
+    plan = make_plan(fp, parse_overrides(overrides or []))
     _print_plan(plan, fp, f"Segmentation plan for {data}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps({"fingerprint": fp.to_dict(), "plan": plan.to_dict()}, indent=2))
@@ -146,9 +146,14 @@ def _print_plan(plan, fp, title: str = "Segmentation plan") -> None:
 
     table = Table(title=f"{title} ({len(fp.cases)} cases, {fp.modality})", show_header=False)
     for key, value in plan.to_dict().items():
-        table.add_row(key, json.dumps(value))
+        if key not in ("normalization_reason", "normalization_warning"):
+            table.add_row(key, json.dumps(value))
     table.add_row("class frequencies", ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_frequencies().items()))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"normalization {plan.normalization}: {plan.normalization_reason}", markup=False, highlight=False)
+    if plan.normalization_warning:
+        console.print(f"warning: {plan.normalization_warning}", style="yellow", markup=False, highlight=False)
 
 
 def _number(value) -> str:

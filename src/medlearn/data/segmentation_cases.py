@@ -18,6 +18,7 @@ from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io.image import MedicalImage
 from medlearn.io.resample import resample_array
 from medlearn.planning.fingerprint import check_same_geometry
+from medlearn.planning.normalization import normalize
 from medlearn.planning.plan import SegmentationPlan
 
 #: Relative spacing difference below which an image is used as it is (no interpolation blur).
@@ -53,29 +54,8 @@ def planned_shape(shape: Sequence[int], ratio: Sequence[float]) -> tuple[int, ..
 
 
 def normalize_for_plan(array: np.ndarray, plan: SegmentationPlan) -> np.ndarray:
-    """The plan's normalisation: CT clipped to the foreground percentiles and z-scored with the dataset's
-    foreground statistics; anything else z-scored per image and channel (over non-zero voxels only, and
-    zeros kept at 0, when the plan says ``nonzero``)."""
-    array = array.astype(np.float32, copy=True)
-    if plan.normalization == "ct":
-        params = plan.normalization_params
-        np.clip(array, params["clip_low"], params["clip_high"], out=array)
-        array -= params["mean"]
-        array /= params["std"]
-        return array
-    if plan.normalization != "zscore":
-        raise MedlearnError(f"unknown normalisation {plan.normalization!r} in the plan (known: ct, zscore)")
-    inside = array.any(axis=0) if plan.normalization_params.get("nonzero") else None
-    for channel in array:
-        values = channel[inside] if inside is not None else channel
-        if values.size == 0:
-            continue
-        mean, std = float(values.mean()), float(values.std())
-        channel -= mean
-        channel /= std if std > 0 else 1.0
-        if inside is not None:
-            channel[~inside] = 0.0
-    return array
+    """The plan's normalisation (:func:`medlearn.planning.normalization.normalize`), as float32."""
+    return normalize(array, plan.normalization, plan.normalization_params)
 
 
 def prepare_image(image: MedicalImage, plan: SegmentationPlan) -> np.ndarray:

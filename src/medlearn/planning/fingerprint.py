@@ -1,6 +1,8 @@
-"""What a segmentation dataset looks like: spacings, sizes, foreground intensities, class frequencies.
+"""What a segmentation dataset looks like: spacings, sizes, intensities, foreground shares, class frequencies.
 
-Measured once from the image/mask pairs, it is all the planner needs. Each mask must share its
+Measured once from the image/mask pairs, it is all the planner needs: the intensities of every case's
+foreground and background and its foreground share decide the normalisation
+(:mod:`medlearn.planning.normalization`). Each mask must share its
 image's geometry; a mismatch is an error naming both files, because a silently resampled or shifted
 mask trains a model on the wrong voxels.
 """
@@ -8,14 +10,16 @@ mask trains a model on the wrong voxels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
+from medlearn.planning.normalization import CaseIntensity, pooled_scale
 
-#: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost).
+#: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost); as many
+#: background voxels and as many voxels drawn from the whole image are sampled too.
 FOREGROUND_SAMPLES = 10_000
 GEOMETRY_TOLERANCE_MM = 1e-3
 
@@ -30,6 +34,33 @@ class CaseFingerprint:
     label_voxels: dict[int, int]
     #: Share of voxels that are not exactly 0 (less than 1 on skull-stripped or cropped MR: a body mask).
     nonzero_fraction: float = 1.0
+    #: Storage type of the image's pixels (uint8, uint16, int16, float32, ...).
+    dtype: str = ""
+    #: Share of voxels with a label > 0.
+    foreground_share: float = 0.0
+    #: Median intensity per channel of the foreground (None when the mask is empty) and of the background.
+    foreground_median: list[float] | None = None
+    background_median: list[float] = field(default_factory=list)
+    #: Mean and standard deviation per channel, over all voxels and over the non-zero ones (what a per-image
+    #: z-score would use).
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    nonzero_mean: list[float] = field(default_factory=list)
+    nonzero_std: list[float] = field(default_factory=list)
+
+    def intensity(self) -> CaseIntensity:
+        return CaseIntensity(
+            dtype=self.dtype,
+            modality=self.modality,
+            foreground_share=self.foreground_share,
+            foreground_median=self.foreground_median,
+            background_median=self.background_median,
+            nonzero_fraction=self.nonzero_fraction,
+            mean=self.mean,
+            std=self.std,
+            nonzero_mean=self.nonzero_mean,
+            nonzero_std=self.nonzero_std,
+        )
 
 
 @dataclass
@@ -39,6 +70,12 @@ class DatasetFingerprint:
     modality: str
     foreground_intensity: dict[str, float]
     labels: list[int]
+    #: Per channel: clip (0.5-99.5 percentiles) and mean/std of a sample drawn equally from every case's
+    #: foreground and background (the ``dataset`` normalisation's parameters).
+    dataset_scale: dict[str, list[float]] = field(default_factory=dict)
+    #: Percentiles 0, 1, ..., 100 of channel 0 over all voxels, every case weighted equally (for comparing
+    #: the intensities of evaluated images with the training data's).
+    intensity_percentiles: list[float] = field(default_factory=list)
 
     @property
     def spacings(self) -> np.ndarray:
@@ -65,6 +102,9 @@ class DatasetFingerprint:
         everything = sum(totals.values())
         return {label: count / everything for label, count in sorted(totals.items())}
 
+    def intensities(self) -> list[CaseIntensity]:
+        return [case.intensity() for case in self.cases]
+
     def to_dict(self) -> dict:
         values = asdict(self)
         values["class_frequencies"] = {str(k): v for k, v in self.class_frequencies().items()}
@@ -83,7 +123,7 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
     if not samples:
         raise MedlearnError("no image/mask pairs to fingerprint")
     rng = np.random.default_rng(seed)
-    cases, foreground = [], []
+    cases, foreground, balanced, anywhere = [], [], [], []
     for sample in samples:
         if sample.target is None:
             raise MedlearnError("no mask given for this image", sample.path)
@@ -93,10 +133,15 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
         if labels.min() < 0:
             raise MedlearnError(f"mask has negative labels ({labels.min()})", sample.target)
         values, counts = np.unique(labels, return_counts=True)
-        intensities = image.array[:, labels > 0].astype(np.float64).ravel()
-        if intensities.size:
-            take = min(FOREGROUND_SAMPLES, intensities.size)
-            foreground.append(rng.choice(intensities, size=take, replace=False))
+        inside = labels > 0
+        channels = image.array.reshape(image.channels, -1)
+        fg_values = _sample_columns(channels[:, inside.ravel()], rng)
+        bg_values = _sample_columns(channels[:, ~inside.ravel()], rng)
+        if fg_values.shape[1]:
+            foreground.append(fg_values.ravel())
+        balanced += [part for part in (fg_values, bg_values) if part.shape[1]]
+        anywhere.append(_sample_columns(channels[:1], rng)[0])
+        nonzero = channels[:, image.array.any(axis=0).ravel()]
         cases.append(
             CaseFingerprint(
                 source=str(sample.path),
@@ -106,11 +151,20 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
                 modality=(modality or image.modality).upper(),
                 label_voxels={int(v): int(c) for v, c in zip(values, counts, strict=True)},
                 nonzero_fraction=float(np.count_nonzero(image.array.any(axis=0)) / labels.size),
+                dtype=str(image.array.dtype),
+                foreground_share=float(inside.mean()),
+                foreground_median=np.median(fg_values, axis=1).tolist() if fg_values.shape[1] else None,
+                background_median=np.median(bg_values, axis=1).tolist() if bg_values.shape[1] else [0.0],
+                mean=channels.mean(axis=1, dtype=np.float64).tolist(),
+                std=channels.std(axis=1, dtype=np.float64).tolist(),
+                nonzero_mean=nonzero.mean(axis=1, dtype=np.float64).tolist() if nonzero.size else [0.0],
+                nonzero_std=nonzero.std(axis=1, dtype=np.float64).tolist() if nonzero.size else [1.0],
             )
         )
     dims = {len(c.shape) for c in cases}
     if len(dims) > 1:
         raise MedlearnError("the dataset mixes 2D images and 3D volumes; plan them separately")
+    channel_counts = {c.channels for c in cases}
     modalities = sorted({c.modality for c in cases})
     pooled = np.concatenate(foreground) if foreground else np.zeros(1)
     stats = {
@@ -121,7 +175,22 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
         "foreground_voxels_sampled": int(pooled.size if foreground else 0),
     }
     labels = sorted({label for c in cases for label in c.label_voxels})
-    return DatasetFingerprint(cases, dims.pop(), modalities[0] if len(modalities) == 1 else "mixed", stats, labels)
+    return DatasetFingerprint(
+        cases,
+        dims.pop(),
+        modalities[0] if len(modalities) == 1 else "mixed",
+        stats,
+        labels,
+        dataset_scale=pooled_scale(balanced) if len(channel_counts) == 1 else {},
+        intensity_percentiles=np.percentile(np.concatenate(anywhere), np.arange(101)).tolist(),
+    )
+
+
+def _sample_columns(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``FOREGROUND_SAMPLES`` columns of a ``(C, n)`` array, drawn without replacement (as float64)."""
+    if values.shape[1] > FOREGROUND_SAMPLES:
+        values = values[:, rng.choice(values.shape[1], size=FOREGROUND_SAMPLES, replace=False)]
+    return values.astype(np.float64)
 
 
 def check_same_geometry(image, mask) -> None:

@@ -13,10 +13,10 @@
 - batch: as many 2D patches as fit 2**20 pixels (4-32), but covering at most 5% of the training voxels
   (nnU-Net's cap: on a small dataset many small steps generalise better than a few large ones; on the
   nuclei split, 10 tiles of 128x128, batch 32 -> 4 raised test Dice from 0.92 to 0.94); 2 for 3D;
-- normalisation: CT clipped to the foreground's 0.5-99.5 percentiles and z-scored with the
-  foreground mean/std (HU mean something across cases); everything else z-scored per case, over the
-  non-zero voxels when zeros mark outside-the-body (median non-zero share below 3/4, nnU-Net's rule),
-  so the amount of background in a case does not shift its intensities.
+- normalisation: chosen from the cases' intensities and foreground shares, with its reason
+  (:mod:`medlearn.planning.normalization`): CT's fixed HU clip + z-score, one fixed clip + z-score learned
+  on the training cases when they share a scale or their foreground share varies a lot, per-image z-score
+  only when the scales differ.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import DatasetFingerprint
+from medlearn.planning.normalization import check_scheme, choose_normalization
 
 ANISOTROPY_RATIO = 3.0
 VOXEL_BUDGET = {2: 256 * 256, 3: 64**3}
@@ -37,8 +38,6 @@ MIN_BOTTLENECK = 8
 BATCH_DATASET_SHARE = 0.05
 #: ... but holds at least this many patches (2 was less stable than 4 on the nuclei split: test Dice 0.92 vs 0.94).
 MIN_BATCH_2D = 4
-#: Below this median share of non-zero voxels, z-scores use the non-zero voxels only (nnU-Net's rule).
-NONZERO_MASK_SHARE = 0.75
 
 
 @dataclass
@@ -57,6 +56,10 @@ class SegmentationPlan:
     channels: int = 1
     #: First-stage channels of models that take ``base_channels`` (16: what runs planned before it existed used).
     base_channels: int = 16
+    #: Why the fingerprint chose ``normalization`` (shown with the plan and in the report).
+    normalization_reason: str = ""
+    #: A caveat of that choice, if any.
+    normalization_warning: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -66,11 +69,16 @@ class SegmentationPlan:
         return asdict(self)
 
     def with_overrides(self, overrides: dict) -> SegmentationPlan:
-        """A copy with user overrides (CLI ``--set key=value`` or config), checked for unknown keys."""
+        """A copy with user overrides (CLI ``--set key=value`` or config), checked for unknown keys. A changed
+        ``normalization`` needs parameters learned from the data: :func:`make_plan` applies that one."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise MedlearnError(f"unknown plan settings {unknown}; known: {sorted(known)}")
+        if "normalization" in overrides and "normalization_params" not in overrides:
+            check_scheme(overrides["normalization"])
+            if overrides["normalization"] != self.normalization:
+                raise MedlearnError("a changed normalization needs its parameters: plan with make_plan(fp, overrides)")
         plan = replace(self, **overrides)
         if len(plan.patch_size) != plan.spatial_dims:
             raise MedlearnError(f"patch_size {plan.patch_size} does not have {plan.spatial_dims} sides")
@@ -79,7 +87,9 @@ class SegmentationPlan:
         return plan
 
 
-def make_plan(fp: DatasetFingerprint) -> SegmentationPlan:
+def make_plan(fp: DatasetFingerprint, overrides: dict | None = None) -> SegmentationPlan:
+    """The plan for a dataset, with the user's ``overrides`` (``--set``) applied and checked."""
+    overrides = dict(overrides or {})
     spacings, shapes = fp.spacings, fp.shapes
     target = np.median(spacings, axis=0)
     coarse = int(np.argmax(target))
@@ -97,32 +107,30 @@ def make_plan(fp: DatasetFingerprint) -> SegmentationPlan:
     patch, depth = _patch_and_depth(patch_source, patch_spacing, VOXEL_BUDGET[network_dims])
     dataset_voxels = float(np.sum(np.prod(shapes * spacings / target, axis=1)))
     batch = _batch_size_2d(patch, dataset_voxels) if network_dims == 2 else 2
-    stats = fp.foreground_intensity
-    if fp.modality == "CT":
-        normalization = "ct"
-        params = {
-            "clip_low": stats["percentile_00_5"],
-            "clip_high": stats["percentile_99_5"],
-            "mean": stats["mean"],
-            "std": max(stats["std"], 1e-6),
-        }
-    else:
-        nonzero = float(np.median([c.nonzero_fraction for c in fp.cases])) < NONZERO_MASK_SHARE
-        normalization, params = "zscore", ({"nonzero": True} if nonzero else {})
-    return SegmentationPlan(
+    forced = overrides.pop("normalization", None)
+    normalization = choose_normalization(
+        fp.intensities(),
+        fp.dataset_scale,
+        fp.foreground_intensity,
+        forced=check_scheme(forced) if forced is not None else None,
+    )
+    plan = SegmentationPlan(
         spatial_dims=network_dims,
         target_spacing=[float(s) for s in target],
         patch_size=patch,
         batch_size=batch,
         depth=depth,
-        normalization=normalization,
-        normalization_params=params,
+        normalization=normalization.scheme,
+        normalization_params=normalization.params,
         labels=list(fp.labels),
         median_shape=[int(round(s)) for s in resampled],
         slice_axis=slice_axis,
         channels=fp.channels,
         base_channels=32 if network_dims == 2 else 16,
+        normalization_reason=normalization.reason,
+        normalization_warning=normalization.warning,
     )
+    return plan.with_overrides(overrides)
 
 
 def _batch_size_2d(patch: list[int], dataset_voxels: float) -> int:

@@ -102,7 +102,7 @@ def train_segmenter(
     fp = fingerprint(split.train, modality=settings.modality)
     if len(fp.labels) < 2:
         raise MedlearnError("every training mask is empty (background only): there is nothing to learn", request.data)
-    plan = make_plan(fp).with_overrides(settings.plan_overrides)
+    plan = make_plan(fp, settings.plan_overrides)
     settings = replace(settings, model_kwargs=recorded_model_kwargs(settings.model, settings.model_kwargs))
     if show_plan is not None:
         show_plan(plan, fp)

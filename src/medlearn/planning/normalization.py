@@ -1,0 +1,244 @@
+"""Which intensity normalisation a dataset needs, chosen from its fingerprint, with the reason.
+
+nnU-Net z-scores every non-CT image by its own mean and standard deviation. That is right when
+acquisitions have arbitrary, differing scales (MR from several scanners), and wrong when they share
+one scale and the share of foreground varies: an image that is mostly background is stretched until
+its noise looks like foreground, and the absolute intensity that separates structure from background
+(what a simple threshold relies on) is thrown away. So the planner measures, per training case, the
+storage type, the foreground share, the median intensities of foreground and background and the
+statistics a per-image z-score would use, and picks:
+
+- ``ct``: CT in Hounsfield units, one physical scale: clip to the foreground's 0.5-99.5 percentiles and
+  z-score with the foreground mean/std (nnU-Net's CT scheme);
+- ``zscore`` (per image and channel, over the non-zero voxels when zeros mark outside the body) when the
+  scales certainly differ (different storage types or modalities), or when the cases' foreground and
+  background levels agree better after a per-image z-score than on their stored scale (a gain that
+  differs between acquisitions);
+- ``dataset`` otherwise: one fixed clip + z-score per channel, learned on the training cases
+  (0.5-99.5 percentiles and mean/std of a sample drawn equally from every case's foreground and
+  background, so neither the foreground share nor a large case dominates). This is the choice when the
+  cases share one scale, and the one a varying foreground share calls for: there, the per-image z-score
+  moves the levels apart and the stored scale keeps them together.
+
+The agreement of the levels is their spread across cases (10th to 90th percentile of the per-case
+medians, foreground and background averaged) over the typical foreground-background contrast, measured
+the same way on the stored scale and after each case's own z-score. With a single training case there
+is nothing to compare: MR gets the z-score (no fixed scale across scanners), anything else the dataset
+scheme.
+
+``--set normalization=NAME`` overrides the choice; the plan records the choice and its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medlearn.errors import MedlearnError
+
+SCHEMES: tuple[str, ...] = ("ct", "dataset", "zscore")
+#: Foreground shares that differ by this factor (or a case without foreground) "vary a lot".
+SHARE_VARIATION = 4.0
+#: Below this median share of non-zero voxels, z-scores use the non-zero voxels only (nnU-Net's rule).
+NONZERO_MASK_SHARE = 0.75
+
+
+@dataclass
+class CaseIntensity:
+    """What one training case contributes to the choice (medians per channel; None without foreground)."""
+
+    dtype: str
+    modality: str
+    foreground_share: float
+    foreground_median: list[float] | None
+    background_median: list[float]
+    nonzero_fraction: float = 1.0
+    #: What a per-image z-score would use, per channel: over all voxels and over the non-zero ones.
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    nonzero_mean: list[float] = field(default_factory=list)
+    nonzero_std: list[float] = field(default_factory=list)
+
+
+@dataclass
+class NormalizationChoice:
+    """The scheme, its parameters (what prediction re-applies), why it was chosen, and a caveat if any."""
+
+    scheme: str
+    params: dict = field(default_factory=dict)
+    reason: str = ""
+    warning: str | None = None
+
+
+def check_scheme(name: str) -> str:
+    """``name`` if it is a known scheme, else an error listing the valid ones."""
+    if name not in SCHEMES:
+        raise MedlearnError(f"unknown normalization {name!r}; choose one of {', '.join(SCHEMES)}")
+    return name
+
+
+def choose_normalization(
+    cases: Sequence[CaseIntensity],
+    dataset_scale: dict[str, list[float]],
+    foreground_stats: dict[str, float],
+    *,
+    forced: str | None = None,
+) -> NormalizationChoice:
+    """The scheme for training cases measured as ``cases``; ``dataset_scale`` holds the per-channel clip and
+    mean/std of the pooled sample (the ``dataset`` parameters), ``foreground_stats`` the pooled foreground's
+    (the ``ct`` parameters). ``forced`` (a user's override) wins, and the reason says what the data suggested."""
+    if not cases:
+        raise MedlearnError("no training cases to choose a normalisation from")
+    suggested = _suggest(cases)
+    if forced is None or forced == suggested.scheme:
+        choice = suggested
+    else:
+        choice = NormalizationChoice(
+            check_scheme(forced),
+            reason=f"set by the user (the data suggested {suggested.scheme}: {suggested.reason})",
+        )
+    choice.params = _parameters(choice.scheme, cases, dataset_scale, foreground_stats)
+    return choice
+
+
+def _suggest(cases: Sequence[CaseIntensity]) -> NormalizationChoice:
+    modalities = sorted({c.modality for c in cases})
+    if modalities == ["CT"]:
+        return NormalizationChoice("ct", reason="CT intensities are Hounsfield units, one physical scale")
+    storage = sorted({c.dtype for c in cases})
+    varies, share_text = _share_variation(cases)
+    share_clause = f"; the foreground share varies {share_text}" if varies else ""
+    if len(storage) > 1 or len(modalities) > 1:
+        what = f"stored as {' and '.join(storage)}" if len(storage) > 1 else f"modalities {', '.join(modalities)}"
+        warning = (
+            f"the foreground share also varies ({share_text}); images with little foreground may be stretched "
+            "by their own z-score (try --set normalization=dataset if the files share one scale after all)"
+            if varies
+            else None
+        )
+        return NormalizationChoice("zscore", reason=f"the cases' intensity scales differ ({what})", warning=warning)
+    with_foreground = [c for c in cases if c.foreground_median is not None]
+    if len(with_foreground) < 2:
+        if modalities == ["MR"]:
+            return NormalizationChoice("zscore", reason="one training case with foreground, MR: no fixed scale")
+        return NormalizationChoice(
+            "dataset", reason=f"one training case with foreground ({storage[0]}): its intensity scale is kept"
+        )
+    stored = _level_spread(with_foreground, zscored=False)
+    per_image = _level_spread(with_foreground, zscored=True)
+    comparison = f"level spread {stored:.2f} of the contrast as stored, {per_image:.2f} after per-image z-scores"
+    if stored <= per_image:
+        return NormalizationChoice(
+            "dataset",
+            reason=f"the {len(cases)} training cases share one intensity scale ({storage[0]}, {comparison})"
+            f"{share_clause}: one fixed clip + z-score keeps the intensities that separate foreground from background",
+        )
+    return NormalizationChoice(
+        "zscore", reason=f"the cases' intensity scales differ ({comparison}): each image is z-scored on its own"
+    )
+
+
+def _level_spread(cases: Sequence[CaseIntensity], *, zscored: bool) -> float:
+    """Spread across cases of the foreground and background medians over their typical contrast (worst channel),
+    on the stored scale or after each case's own z-score."""
+    foreground = np.array([c.foreground_median for c in cases], dtype=float)  # (cases, channels)
+    background = np.array([c.background_median for c in cases], dtype=float)
+    if zscored:
+        nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
+        mean = np.array([c.nonzero_mean if nonzero else c.mean for c in cases], dtype=float)
+        std = np.array([c.nonzero_std if nonzero else c.std for c in cases], dtype=float)
+        std = np.where(std > 0, std, 1.0)
+        foreground, background = (foreground - mean) / std, (background - mean) / std
+    contrast = np.median(np.abs(foreground - background), axis=0)
+    if np.any(contrast <= 0):
+        return math.inf
+    spread = (_range(foreground) + _range(background)) / 2
+    return float(np.max(spread / contrast))
+
+
+def _range(levels: np.ndarray) -> np.ndarray:
+    """10th to 90th percentile per channel, rescaled to a range (robust to one odd case among many)."""
+    low, high = np.percentile(levels, [10, 90], axis=0)
+    return (high - low) / 0.8
+
+
+def _share_variation(cases: Sequence[CaseIntensity]) -> tuple[bool, str]:
+    shares = np.array([c.foreground_share for c in cases], dtype=float)
+    low, high = float(shares.min()), float(shares.max())
+    text = f"{_percent(low)}-{_percent(high)} of the voxels"
+    if high <= 0:
+        return False, text
+    if low <= 0:
+        return True, text + ", some cases without foreground"
+    return high / low >= SHARE_VARIATION, f"{high / low:.0f}-fold, {text}"
+
+
+def _parameters(
+    scheme: str,
+    cases: Sequence[CaseIntensity],
+    dataset_scale: dict[str, list[float]],
+    foreground_stats: dict[str, float],
+) -> dict:
+    if scheme == "ct":
+        return {
+            "clip_low": foreground_stats["percentile_00_5"],
+            "clip_high": foreground_stats["percentile_99_5"],
+            "mean": foreground_stats["mean"],
+            "std": max(foreground_stats["std"], 1e-6),
+        }
+    if scheme == "dataset":
+        return {key: [float(v) for v in dataset_scale[key]] for key in ("clip_low", "clip_high", "mean", "std")}
+    nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
+    return {"nonzero": True} if nonzero else {}
+
+
+def normalize(array: np.ndarray, scheme: str, params: dict) -> np.ndarray:
+    """``array`` (``(C, *spatial)``) normalised by ``scheme`` with ``params``, as float32 (a new array)."""
+    array = array.astype(np.float32, copy=True)
+    if scheme == "ct":
+        np.clip(array, params["clip_low"], params["clip_high"], out=array)
+        array -= params["mean"]
+        array /= params["std"]
+        return array
+    if scheme == "dataset":
+        for channel, low, high, mean, std in zip(
+            array, params["clip_low"], params["clip_high"], params["mean"], params["std"], strict=True
+        ):
+            np.clip(channel, low, high, out=channel)
+            channel -= mean
+            channel /= std if std > 0 else 1.0
+        return array
+    if scheme != "zscore":
+        raise MedlearnError(f"unknown normalisation {scheme!r} in the plan (known: {', '.join(SCHEMES)})")
+    inside = array.any(axis=0) if params.get("nonzero") else None
+    for channel in array:
+        values = channel[inside] if inside is not None else channel
+        if values.size == 0:
+            continue
+        mean, std = float(values.mean()), float(values.std())
+        channel -= mean
+        channel /= std if std > 0 else 1.0
+        if inside is not None:
+            channel[~inside] = 0.0
+    return array
+
+
+def pooled_scale(samples: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """Per-channel clip (0.5-99.5 percentiles) and mean/std after clipping of pooled ``(C, n)`` samples."""
+    pooled = np.concatenate([np.asarray(s, dtype=np.float64) for s in samples], axis=1)
+    low, high = np.percentile(pooled, [0.5, 99.5], axis=1)
+    clipped = np.clip(pooled, low[:, None], high[:, None])
+    std = clipped.std(axis=1)
+    return {
+        "clip_low": low.tolist(),
+        "clip_high": high.tolist(),
+        "mean": clipped.mean(axis=1).tolist(),
+        "std": np.where(std > 0, std, 1.0).tolist(),
+    }
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.2g}%" if share < 0.1 else f"{100 * share:.0f}%"
