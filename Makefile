@@ -1,8 +1,12 @@
 # The two commands of the README. Each one installs what it needs first.
-.PHONY: setup demo test lint bench
+.PHONY: setup lock demo test lint bench
 
 setup:
 	@bash scripts/setup.sh
+
+# Rewrites requirements.lock with the newest versions pyproject.toml's ranges admit (run make test before committing it).
+lock:
+	@bash scripts/lock.sh
 
 demo: setup
 	.venv/bin/medlearn demo
