@@ -111,12 +111,14 @@ def image_slices(
     modality: str | None = None,
     ct_window: str | None = None,
     min_content: float = 0.1,
+    bounds: tuple[float, float] | None = None,
 ) -> list[EnhancementSlice]:
-    """Unit-range grey slices of a loaded :class:`~medlearn.io.MedicalImage` (2D: itself)."""
+    """Unit-range grey slices of a loaded :class:`~medlearn.io.MedicalImage` (2D: itself); ``bounds``: the fixed
+    intensity range of a dataset that shares one scale (else each image's own percentiles)."""
     from medlearn.report.overlays import thickest_axis
 
     source = Path(image.source or "image")
-    unit = unit_range(grey_array(image), modality or image.modality, window=ct_window)
+    unit = unit_range(grey_array(image), modality or image.modality, window=ct_window, bounds=bounds)
     if unit.ndim == 2:
         return [EnhancementSlice(unit, source)]
     if unit.ndim != 3:
@@ -137,11 +139,13 @@ def load_slices(
     ct_window: str | None = None,
     min_content: float = 0.1,
     min_size: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> list[EnhancementSlice]:
     """Slices of every sample (in order); a file that cannot be used is a :class:`MedlearnError` naming it.
 
     ``modality`` applies to every file (else the CSV's ``modality`` column, kept in ``Sample.label``, else
-    what the file records). ``min_size``: slices smaller than this in height or width are refused.
+    what the file records). ``min_size``: slices smaller than this in height or width are refused. ``bounds``:
+    see :func:`image_slices`.
     """
     from medlearn.io import load
 
@@ -149,7 +153,7 @@ def load_slices(
     for sample in samples:
         chosen = modality or sample.label
         image = load(sample.path, modality=chosen)  # unreadable / non-finite: ImageReadError naming the file
-        found = image_slices(image, modality=chosen, ct_window=ct_window, min_content=min_content)
+        found = image_slices(image, modality=chosen, ct_window=ct_window, min_content=min_content, bounds=bounds)
         if not found:
             raise MedlearnError(
                 f"no slice has content (at least {min_content:.0%} of pixels above {CONTENT_THRESHOLD:g} "

@@ -6,7 +6,7 @@ intensity normalisation, aspect-preserving padding to a square, anti-aliased res
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -31,17 +31,24 @@ class ClassificationPreprocessing:
     #: "modality": the classifier's normalisation (CT window, MR z-score, display scaling);
     #: "unit": [0, 1] for every modality (:func:`~medlearn.io.intensity.unit_range`), what generators need.
     intensity: str = "modality"
+    #: With "modality" intensities of non-CT images: "image" (each image by its own statistics) or "dataset"
+    #: (one fixed clip + z-score learned on the training images, :mod:`medlearn.planning.normalization`).
+    normalization: str = "image"
+    normalization_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.intensity not in ("modality", "unit"):
             raise MedlearnError(f"intensity must be 'modality' or 'unit', not {self.intensity!r}")
+        if self.normalization == "dataset" and not self.normalization_params:
+            raise MedlearnError("the dataset normalization needs its parameters (learned on the training images)")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __call__(self, image: MedicalImage) -> np.ndarray:
-        """``(channels, image_size, image_size)`` float32 array."""
-        from medlearn.io import normalize_intensity, to_grey
+    def stored(self, image: MedicalImage) -> np.ndarray:
+        """The image as stored, before any normalisation: middle slice of a volume, grey unless 3 channels are
+        kept (a grey image repeated into them), float32, ``(channels, H, W)``; non-finite pixels are an error."""
+        from medlearn.io import to_grey
 
         if image.spatial_ndim == 3:
             image = _middle_slice(image)
@@ -51,16 +58,27 @@ class ClassificationPreprocessing:
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise NonFiniteImageError(f"{bad} non-finite pixel values (NaN or inf)", image.source)
+        if self.channels == 3 and array.shape[0] == 1:
+            array = np.repeat(array, 3, axis=0)
+        return array
+
+    def __call__(self, image: MedicalImage) -> np.ndarray:
+        """``(channels, image_size, image_size)`` float32 array."""
+        from medlearn.io import normalize_intensity
+
+        array = self.stored(image)
         modality = self.modality or image.modality
         options = {"window": parse_ct_window(self.ct_window)} if (self.ct_window and modality == "CT") else {}
         if self.intensity == "unit":
             from medlearn.io.intensity import unit_range
 
             array = unit_range(array, modality, **options)
+        elif self.normalization == "dataset" and modality != "CT":
+            from medlearn.planning.normalization import normalize
+
+            array = normalize(array, "dataset", self.normalization_params)
         else:
             array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
-        if self.channels == 3 and array.shape[0] == 1:
-            array = np.repeat(array, 3, axis=0)
         return _square_resize(array, self.image_size)
 
 

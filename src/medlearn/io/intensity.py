@@ -121,25 +121,37 @@ def display_scale(
 
 
 def unit_range(
-    array: np.ndarray, modality: str | None = None, window: str | tuple[float, float] | None = None
+    array: np.ndarray,
+    modality: str | None = None,
+    window: str | tuple[float, float] | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Intensities in [0, 1] for models whose output is an image (generators, denoisers, super-resolution).
 
     Such models need a bounded range shared by input and output, which a z-score is not: CT keeps its HU
-    window (``window`` or the default), every other modality is scaled by its 0.5-99.5 percentiles.
+    window (``window`` or the default); every other modality is mapped from fixed ``bounds`` (low, high) learned
+    on a dataset that shares one scale, else from the image's own 0.5-99.5 percentiles.
     """
     if (modality or "OT").upper() == "CT":
         return ct_window(array, window or DEFAULT_CT_WINDOW)
+    if bounds is not None:
+        low, span = unit_range_bounds(array, modality, window, bounds)
+        return np.clip((np.asarray(array, dtype=np.float32) - np.float32(low)) / np.float32(span), 0.0, 1.0)
     return display_scale(array, "percentile")
 
 
 def unit_range_bounds(
-    array: np.ndarray, modality: str | None = None, window: str | tuple[float, float] | None = None
+    array: np.ndarray,
+    modality: str | None = None,
+    window: str | tuple[float, float] | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """``(low, span)`` of :func:`unit_range`: ``original = low + unit * span`` inside the unclipped range, so a
     change made in [0, 1] (a denoiser's) can be written back in the image's own units."""
     if (modality or "OT").upper() == "CT":
         low, high = window_bounds(window or DEFAULT_CT_WINDOW)
+    elif bounds is not None:
+        low, high = (float(v) for v in bounds)
     else:
         low, high = (float(v) for v in np.percentile(np.asarray(array, dtype=np.float64), [0.5, 99.5]))
     return float(low), float(high - low) if high > low else 1.0

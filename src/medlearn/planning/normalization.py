@@ -242,3 +242,86 @@ def pooled_scale(samples: Sequence[np.ndarray]) -> dict[str, list[float]]:
 
 def _percent(share: float) -> str:
     return f"{100 * share:.2g}%" if share < 0.1 else f"{100 * share:.0f}%"
+
+
+# -- images without masks (classification, enhancement) ------------------------------------------------------
+#: Per-image schemes of tasks without masks: each image by its own statistics (the modality's usual scheme).
+IMAGE_SCHEMES: tuple[str, ...] = ("image", "dataset")
+#: Without masks the background is what most pixels show: images count as one scale when their dark (2nd
+#: percentile) and median levels spread by at most this share of the typical contrast (98th - 2nd percentile).
+#: Bright levels are not compared: they move with the content (a lesion or not), not with the acquisition.
+MAX_BACKGROUND_SPREAD = 0.25
+#: Images measured to choose (a seeded random subset of the training images: enough to see the spread).
+IMAGES_MEASURED = 300
+
+
+@dataclass
+class ImageIntensity:
+    """One training image's storage type, modality and 2nd/50th/98th percentiles per channel."""
+
+    dtype: str
+    modality: str
+    dark: list[float]
+    median: list[float]
+    bright: list[float]
+
+    @classmethod
+    def measure(cls, array: np.ndarray, modality: str, dtype: str) -> ImageIntensity:
+        """Levels of a ``(C, *spatial)`` array as stored (before any normalisation)."""
+        flat = np.asarray(array, dtype=np.float64).reshape(array.shape[0], -1)
+        dark, median, bright = np.percentile(flat, [2, 50, 98], axis=1)
+        return cls(str(dtype), modality.upper(), dark.tolist(), median.tolist(), bright.tolist())
+
+
+def check_image_scheme(name: str) -> str:
+    """``name`` if it is a known scheme for images without masks, else an error listing the valid ones."""
+    if name not in IMAGE_SCHEMES:
+        raise MedlearnError(f"unknown normalization {name!r}; choose one of {', '.join(IMAGE_SCHEMES)}")
+    return name
+
+
+def choose_image_normalization(
+    images: Sequence[ImageIntensity], samples: Sequence[np.ndarray], *, forced: str | None = None
+) -> NormalizationChoice:
+    """The same rule as for segmentation, for images without masks: one fixed clip + z-score learned on the
+    training images (``dataset``, parameters from the pooled ``(C, n)`` pixel ``samples``) when they are stored
+    alike and their background (dark and median) levels agree, each image's own scheme (``image``) when their
+    scales differ."""
+    if not images:
+        raise MedlearnError("no training images to choose a normalisation from")
+    suggested = _suggest_for_images(images)
+    if forced is None or forced == suggested.scheme:
+        choice = suggested
+    else:
+        choice = NormalizationChoice(
+            check_image_scheme(forced),
+            reason=f"set by the user (the data suggested {suggested.scheme}: {suggested.reason})",
+        )
+    choice.params = pooled_scale(samples) if choice.scheme == "dataset" else {}
+    return choice
+
+
+def _suggest_for_images(images: Sequence[ImageIntensity]) -> NormalizationChoice:
+    storage = sorted({i.dtype for i in images})
+    modalities = sorted({i.modality for i in images})
+    if len(storage) > 1 or len(modalities) > 1:
+        what = f"stored as {' and '.join(storage)}" if len(storage) > 1 else f"modalities {', '.join(modalities)}"
+        return NormalizationChoice("image", reason=f"the images' intensity scales differ ({what})")
+    dark = np.array([i.dark for i in images], dtype=float)
+    median = np.array([i.median for i in images], dtype=float)
+    contrast = np.median(np.array([i.bright for i in images], dtype=float) - dark, axis=0)
+    if len(images) < 2 or np.any(contrast <= 0):
+        return NormalizationChoice("image", reason="too few images, or no contrast, to compare their scales")
+    dark_spread = float(np.max(_range(dark) / contrast))
+    median_spread = float(np.max(_range(median) / contrast))
+    levels = (
+        f"dark levels spread {dark_spread:.0%} and median levels {median_spread:.0%} of the typical contrast "
+        f"over {len(images)} training images"
+    )
+    if max(dark_spread, median_spread) <= MAX_BACKGROUND_SPREAD:
+        return NormalizationChoice(
+            "dataset",
+            reason=f"the images share one intensity scale ({storage[0]}, {levels}): one fixed clip + z-score "
+            "keeps absolute intensities that a per-image scaling would throw away",
+        )
+    return NormalizationChoice("image", reason=f"the images' intensity scales differ ({levels})")

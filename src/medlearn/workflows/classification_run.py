@@ -10,6 +10,7 @@ import medlearn
 from medlearn.utils.settings import merge_layers
 from medlearn.utils.yaml_files import read_yaml
 from medlearn.workflows.classification_settings import ClassifierSettings
+from medlearn.workflows.run_info import announce
 
 log = logging.getLogger("medlearn")
 
@@ -55,13 +56,20 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
     from medlearn.data.sources import load_samples
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
-    from medlearn.workflows.classification_train import labelled_classes, prepare_data, split_with_duplicate_groups
+    from medlearn.workflows.classification_train import (
+        choose_normalization,
+        labelled_classes,
+        prepare_data,
+        split_with_duplicate_groups,
+    )
 
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
     classes = labelled_classes(samples, request.data)
     _, split = split_with_duplicate_groups(samples, request.settings, config.seed)
-    data = prepare_data(split, classes, request.settings, strict=strict, cache_dir=default_cache_dir())
+    settings = choose_normalization(split.train, request.settings, config.seed)
+    announce(f"normalization {settings.normalization}: {settings.normalization_reason}", quiet=quiet)
+    data = prepare_data(split, classes, settings, strict=strict, cache_dir=default_cache_dir())
     run = RunDir.create(request.out)  # only once the data are known to be usable: no half-made run folders
     split.to_csv(run.path / "split.csv")
     run.write_config(
@@ -70,11 +78,11 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
             "task": "classification",
             "data": {"source": request.data},
             "classes": classes,
-            "classification": request.settings.to_dict(),
+            "classification": settings.to_dict(),
             "training": config.to_dict(),
         }
     )
-    return _train_and_report(run, request.settings, config, data, quiet=quiet, resume=False)
+    return _train_and_report(run, settings, config, data, quiet=quiet, resume=False)
 
 
 def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from medlearn.data.preprocess import ClassificationPreprocessing, parse_ct_window
+from medlearn.planning.normalization import check_image_scheme
 from medlearn.utils.settings import settings_from_dict
 
 #: The default of ``classify train``, chosen by benchmarks/classification.py (see benchmarks/RESULTS.md).
@@ -31,10 +32,17 @@ class ClassifierSettings:
     augment: bool = True
     monitor: str = "loss"
     positive: str | None = None
+    #: "image" or "dataset" (:mod:`medlearn.planning.normalization`); None in a request: chosen from the
+    #: training images; None in a run written before the choice existed: "image", what it was trained with.
+    normalization: str | None = None
+    normalization_params: dict = field(default_factory=dict)
+    normalization_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.ct_window is not None:
             parse_ct_window(self.ct_window)  # fail before any image is read, not once per image
+        if self.normalization is not None:
+            check_image_scheme(self.normalization)
 
     @property
     def preprocessing(self) -> ClassificationPreprocessing:
@@ -43,6 +51,8 @@ class ClassifierSettings:
             channels=self.channels,
             modality=self.modality,
             ct_window=self.ct_window,
+            normalization=self.normalization or "image",
+            normalization_params=self.normalization_params,
         )
 
     def to_dict(self) -> dict:

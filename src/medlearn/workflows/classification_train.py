@@ -68,6 +68,41 @@ def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSetti
     return grouped, split_samples(grouped, val=settings.val_fraction, test=settings.test_fraction, seed=seed)
 
 
+def choose_normalization(samples: Sequence[Sample], settings: ClassifierSettings, seed: int) -> ClassifierSettings:
+    """``settings`` with the intensity normalisation chosen from (a seeded subset of) the training images, as the
+    segmentation planner chooses it: one fixed scale when the images share one, each image's own otherwise."""
+    from dataclasses import replace
+
+    from medlearn.io import load
+    from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
+
+    if settings.normalization is not None and settings.normalization_params:
+        return settings  # already chosen (a resumed run's settings)
+    rng = np.random.default_rng(seed)
+    chosen = [samples[i] for i in sorted(rng.permutation(len(samples))[:IMAGES_MEASURED])]
+    preprocessing = replace(settings, normalization="image", normalization_params={}).preprocessing
+    levels, pixels = [], []
+    for sample in chosen:
+        try:
+            image = load(sample.path)
+            array = preprocessing.stored(image)
+        except MedlearnError:
+            continue  # unreadable images are reported (or refused with --strict) when the data are decoded
+        modality = (settings.modality or image.modality).upper()
+        levels.append(ImageIntensity.measure(array, modality, str(image.array.dtype)))
+        flat = array.reshape(array.shape[0], -1)
+        pixels.append(flat[:, rng.choice(flat.shape[1], size=min(2000, flat.shape[1]), replace=False)])
+    if not levels:
+        return replace(settings, normalization=settings.normalization or "image")
+    if {level.modality for level in levels} == {"CT"}:
+        reason = "CT: the HU window is one fixed scale already"
+        return replace(settings, normalization="image", normalization_params={}, normalization_reason=reason)
+    choice = choose_image_normalization(levels, pixels, forced=settings.normalization)
+    return replace(
+        settings, normalization=choice.scheme, normalization_params=choice.params, normalization_reason=choice.reason
+    )
+
+
 def prepare_data(
     split: Split, classes: list[str], settings: ClassifierSettings, *, strict: bool, cache_dir: Path | None
 ):

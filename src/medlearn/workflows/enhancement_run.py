@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 import medlearn
 from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
@@ -23,6 +25,7 @@ from medlearn.workflows.enhancement_settings import (
     EnhancerSettings,
     read_enhancement_run,
 )
+from medlearn.workflows.run_info import announce
 
 log = logging.getLogger("medlearn")
 
@@ -65,6 +68,8 @@ def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> 
     build_enhancement_model(settings)  # unknown model / wrong kind fails before any data is read
     samples = enhancement_samples(request.data)
     split = holdout_split(samples, settings.val_fraction, config.seed)
+    settings = choose_normalization(split.train, settings)
+    announce(f"normalization {settings.normalization}: {settings.normalization_reason}", quiet=quiet)
     slices = _load(split, settings)  # reads every file: bad data fails here, before a run folder exists
     run = RunDir.create(request.out)
     split.to_csv(run.path / "split.csv")
@@ -99,12 +104,46 @@ def resume_enhancer(run_dir: Path, *, max_minutes: float | None = None, quiet: b
     return _train_and_report(run, settings, config, slices, quiet=quiet, resume=True)
 
 
+def choose_normalization(samples: list, settings: EnhancerSettings) -> EnhancerSettings:
+    """``settings`` with the intensity scaling chosen from the training files, by the rule segmentation and
+    classification use: one fixed range when the (non-CT) files share a scale, each file's own percentiles
+    otherwise."""
+    from dataclasses import replace
+
+    from medlearn.data.enhancement_slices import grey_array
+    from medlearn.io import load
+    from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
+
+    if settings.normalization is not None and (settings.normalization == "image" or settings.intensity_bounds):
+        return settings
+    rng = np.random.default_rng(0)
+    levels, pixels = [], []
+    for sample in samples[:IMAGES_MEASURED]:
+        chosen = settings.modality or sample.label
+        image = load(sample.path, modality=chosen)  # unreadable: an error naming the file, as _load would give
+        grey = grey_array(image).reshape(1, -1)
+        levels.append(ImageIntensity.measure(grey, (chosen or image.modality), str(image.array.dtype)))
+        pixels.append(grey[:, rng.choice(grey.shape[1], size=min(20_000, grey.shape[1]), replace=False)])
+    if {level.modality for level in levels} == {"CT"}:
+        return replace(settings, normalization="image", normalization_reason="CT: the HU window is one fixed scale")
+    choice = choose_image_normalization(levels, pixels, forced=settings.normalization)
+    bounds = [choice.params["clip_low"][0], choice.params["clip_high"][0]] if choice.scheme == "dataset" else None
+    return replace(
+        settings, normalization=choice.scheme, intensity_bounds=bounds, normalization_reason=choice.reason
+    )
+
+
 def _load(split: Split, settings: EnhancerSettings) -> dict[str, list]:
     from medlearn.data.enhancement_slices import load_slices
 
     if not split.train:
         raise MedlearnError("no training files left after holding out validation files")
-    options = {"modality": settings.modality, "ct_window": settings.ct_window, "min_content": settings.min_content}
+    options = {
+        "modality": settings.modality,
+        "ct_window": settings.ct_window,
+        "min_content": settings.min_content,
+        "bounds": settings.bounds,
+    }
     return {
         "train": load_slices(split.train, min_size=settings.patch_size, **options),
         # every file of the CSV must fit the crop, also the held-out ones (which are validated whole)

@@ -8,6 +8,7 @@ from torch import nn
 
 from medlearn.data.degradation import DegradationSpec, parse_degradation
 from medlearn.errors import MedlearnError
+from medlearn.planning.normalization import check_image_scheme
 from medlearn.utils.settings import settings_from_dict
 
 TASK = "enhancement"
@@ -54,6 +55,13 @@ class EnhancerSettings:
     min_content: float = 0.1
     loss: str = "l1"
     augment: bool = True
+    #: "image" (each file scaled by its own percentiles) or "dataset" (one fixed range learned on the training
+    #: files, :mod:`medlearn.planning.normalization`); None in a request: chosen from the data; None in a run
+    #: written before the choice existed: "image".
+    normalization: str | None = None
+    #: The fixed (low, high) range of the "dataset" scheme (non-CT files; CT keeps its HU window).
+    intensity_bounds: list[float] | None = None
+    normalization_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in KINDS:
@@ -75,6 +83,16 @@ class EnhancerSettings:
             raise MedlearnError(f"batches_per_epoch must be at least 1, got {self.batches_per_epoch}")
         if not 0.0 <= self.min_content < 1.0:
             raise MedlearnError(f"min_content must be in [0, 1), got {self.min_content}")
+        if self.normalization is not None:
+            check_image_scheme(self.normalization)
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """The fixed intensity range of non-CT files, or None (each file's own percentiles)."""
+        if self.normalization == "dataset" and self.intensity_bounds:
+            low, high = self.intensity_bounds
+            return float(low), float(high)
+        return None
 
     @property
     def spec(self) -> DegradationSpec:

@@ -84,8 +84,8 @@ class TrainedEnhancer:
         grey = grey_array(image)
         if grey.ndim not in (2, 3):
             raise MedlearnError(f"expected a 2D image or a 3D volume, got spatial shape {grey.shape}", image.source)
-        unit = unit_range(grey, modality, window=settings.ct_window)
-        _, span = unit_range_bounds(grey, modality, window=settings.ct_window)
+        unit = unit_range(grey, modality, window=settings.ct_window, bounds=settings.bounds)
+        _, span = unit_range_bounds(grey, modality, window=settings.ct_window, bounds=settings.bounds)
         if grey.ndim == 2:
             out = self._enhance_plane(grey, unit, span)
             axes = (0, 1)

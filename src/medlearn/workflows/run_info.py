@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from pathlib import Path
 
@@ -43,3 +44,12 @@ def read_history(run_dir: Path) -> list[dict]:
 def data_slug(data: str) -> str:
     name = Path(data).stem or "data"
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)
+
+
+def announce(text: str, *, quiet: bool) -> None:
+    """A line for the user before training starts (a choice the data made), also logged."""
+    logging.getLogger("medlearn").info(text)
+    if not quiet:
+        from rich.console import Console
+
+        Console().print(text, markup=False, highlight=False)
