@@ -7,6 +7,11 @@ image and an 8-bit PNG binary mask (0 background, 1 nucleus), with CSVs ``train.
 ``test.csv`` and ``trainval.csv`` (columns ``image,mask``, paths relative to the CSV's folder).
 
     python benchmarks/segmentation_data.py --workdir /tmp/nuclei   # prints the CSV paths as JSON
+
+:func:`sparse_nuclei_split` makes the set that checks issue 12's failure on data no other experiment tuned
+on: 64x64 tiles (an 8x8 grid), so the nuclei cover from a few to over 40% of a tile; training on the left
+five columns of tiles, testing on the right three (a disjoint part of the image), and the same test tiles
+with an intensity drift (``test_drift.csv``: x1.3 gain and +12 offset, as another exposure would give).
 """
 
 from __future__ import annotations
@@ -121,3 +126,45 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+SPARSE_TILE = 64
+SPARSE_TRAIN_COLUMNS = 5
+#: The drifted test set: a different gain and offset, as another exposure or camera setting gives.
+DRIFT_GAIN, DRIFT_OFFSET = 1.3, 12.0
+
+
+def sparse_nuclei_split(workdir: Path, shared_data: Path | None = None) -> dict[str, Path]:
+    """64x64 tiles: train on columns 0-4, test on columns 5-7, and the test tiles again with an intensity drift.
+
+    Returns ``{"train"|"test"|"test_drift": csv path}`` (columns ``image,mask``, paths relative to the CSV).
+    """
+    workdir = Path(workdir)
+    source = Path(shared_data if shared_data is not None else SHARED_DATA).resolve() / "nuclei-dsb2018"
+    image = tifffile.imread(source / "img2d.tif")
+    mask = (tifffile.imread(source / "mask2d.tif") > 0).astype(np.uint8)
+    grid = image.shape[0] // SPARSE_TILE
+    rows: dict[str, list[tuple[str, str]]] = {"train": [], "test": [], "test_drift": []}
+    for row in range(grid):
+        for col in range(grid):
+            window = np.s_[row * SPARSE_TILE : (row + 1) * SPARSE_TILE, col * SPARSE_TILE : (col + 1) * SPARSE_TILE]
+            name = f"tile_{row}_{col}.png"
+            tile = np.ascontiguousarray(image[window])
+            _write_if_changed(workdir / "images" / name, _png_bytes(tile))
+            _write_if_changed(workdir / "masks" / name, _png_bytes(np.ascontiguousarray(mask[window])))
+            if col < SPARSE_TRAIN_COLUMNS:
+                rows["train"].append((f"images/{name}", f"masks/{name}"))
+                continue
+            rows["test"].append((f"images/{name}", f"masks/{name}"))
+            drifted = np.clip(np.rint(tile * DRIFT_GAIN + DRIFT_OFFSET), 0, 65535).astype(np.uint16)
+            _write_if_changed(workdir / "drift" / name, _png_bytes(drifted))
+            rows["test_drift"].append((f"drift/{name}", f"masks/{name}"))
+    paths = {}
+    for split, entries in rows.items():
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["image", "mask"])
+        writer.writerows(entries)
+        paths[split] = workdir / f"{split}.csv"
+        _write_if_changed(paths[split], text.getvalue().encode())
+    return paths

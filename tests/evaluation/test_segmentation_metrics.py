@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medlearn.errors import MedlearnError
-from medlearn.evaluation.segmentation import segmentation_metrics
+from medlearn.evaluation.segmentation import case_outcome, segmentation_metrics
 
 
 def _square(shape, top, left, size, label=1):
@@ -46,9 +46,20 @@ def test_missed_structure_and_absent_class():
     truth = _square((20, 20), 5, 5, 5, label=1)
     empty = np.zeros_like(truth)
     m = segmentation_metrics(empty, truth, spacing=(1.0, 1.0), labels=[1, 2])
-    assert m[1]["dice"] == 0.0
-    assert math.isinf(m[1]["hd95_mm"]) or math.isnan(m[1]["hd95_mm"])
+    assert m[1]["dice"] == 0.0 and m[1]["iou"] == 0.0
+    assert math.isinf(m[1]["hd95_mm"]) and math.isinf(m[1]["asd_mm"])
     assert all(math.isnan(v) for v in m[2].values())  # label 2 in neither: undefined, not perfect
+    assert case_outcome(m, {1: True, 2: False}) == "missed"
+
+
+def test_a_false_positive_on_an_empty_truth_counts_as_zero_not_as_undefined():
+    truth = np.zeros((20, 20), np.int64)
+    prediction = _square((20, 20), 5, 5, 5, label=1)
+    m = segmentation_metrics(prediction, truth, spacing=(1.0, 1.0), labels=[0, 1])
+    assert m[1]["dice"] == 0.0 and m[1]["iou"] == 0.0 and math.isinf(m[1]["hd95_mm"])
+    assert case_outcome(m, {1: False}) == "false positive"
+    both_empty = segmentation_metrics(truth, truth, spacing=(1.0, 1.0), labels=[1])
+    assert math.isnan(both_empty[1]["dice"]) and case_outcome(both_empty, {1: False}) == "empty"
 
 
 def test_real_lesion_mask_against_itself_shifted(shared_data):

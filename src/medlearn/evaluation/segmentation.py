@@ -1,9 +1,11 @@
-"""Segmentation metrics per case and per class, in millimetres, with MONAI's implementations.
+"""Segmentation metrics per case and per class, in millimetres.
 
-Dice and IoU are overlaps; the 95th-percentile Hausdorff distance and the average (symmetric)
-surface distance use the voxel spacing, so a 1-voxel error on 6.5 mm slices counts as 6.5 mm.
-An empty prediction of a present structure gets an infinite distance (reported as ``inf``), and a
-class absent from both prediction and truth gives NaN for every metric (excluded from means).
+Dice and IoU are overlaps, computed here so that a structure predicted where the truth has none (a false
+positive on a lesion-free case) scores 0, as a missed structure does; only a class absent from both
+prediction and truth gives NaN (excluded from means). MONAI's ``ignore_empty`` would instead give NaN
+whenever the truth is empty, dropping false positives from every mean. The 95th-percentile Hausdorff
+distance and the average (symmetric) surface distance (MONAI) use the voxel spacing, so a 1-voxel error
+on 6.5 mm slices counts as 6.5 mm; when one side is empty they are infinite (reported as ``inf``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_iou
-from monai.metrics.meandice import compute_dice
+from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 
 from medlearn.errors import MedlearnError
 
@@ -33,8 +34,6 @@ def segmentation_metrics(
     labels = [int(v) for v in labels if int(v) != 0]
     pred = _one_hot(prediction, labels)
     true = _one_hot(truth, labels)
-    dice = compute_dice(pred, true, include_background=True, ignore_empty=True)[0]
-    iou = compute_iou(pred, true, include_background=True, ignore_empty=True)[0]
     spacing = [float(s) for s in spacing]
     with warnings.catch_warnings():  # empty structures are expected and handled below, not worth a warning
         warnings.filterwarnings("ignore", message=".* is all 0, this may result in nan/inf distance")
@@ -43,15 +42,33 @@ def segmentation_metrics(
         asd = compute_average_surface_distance(pred, true, include_background=True, symmetric=True, spacing=spacing)[0]
     results = {}
     for index, label in enumerate(labels):
-        present = bool(true[0, index].any() or pred[0, index].any())
-        values = {
-            "dice": float(dice[index]),
-            "iou": float(iou[index]),
-            "hd95_mm": float(hd95[index]),
-            "asd_mm": float(asd[index]),
+        predicted, expected = pred[0, index].bool(), true[0, index].bool()
+        if not (predicted.any() or expected.any()):
+            results[label] = dict.fromkeys(METRICS, float("nan"))
+            continue
+        overlap = float((predicted & expected).sum())
+        total = float(predicted.sum() + expected.sum())
+        one_side_empty = not (predicted.any() and expected.any())
+        results[label] = {
+            "dice": 2 * overlap / total,
+            "iou": overlap / (total - overlap),
+            "hd95_mm": float("inf") if one_side_empty else float(hd95[index]),
+            "asd_mm": float("inf") if one_side_empty else float(asd[index]),
         }
-        results[label] = values if present else dict.fromkeys(METRICS, float("nan"))
     return results
+
+
+def case_outcome(per_class: dict[int, dict[str, float]], truth_present: dict[int, bool]) -> str:
+    """``"missed"`` when a structure of the truth was not predicted at all, ``"false positive"`` when a structure
+    was predicted on a case whose truth has none of it, else ``"found"`` (or ``"empty"`` when nothing is in
+    either); a case with both kinds of error counts as missed."""
+    missed = any(truth_present[label] and values["dice"] == 0.0 for label, values in per_class.items())
+    spurious = any(not truth_present[label] and values["dice"] == 0.0 for label, values in per_class.items())
+    if missed:
+        return "missed"
+    if spurious:
+        return "false positive"
+    return "empty" if all(np.isnan(v["dice"]) for v in per_class.values()) else "found"
 
 
 def _one_hot(label_map: np.ndarray, labels: Sequence[int]) -> torch.Tensor:

@@ -16,7 +16,7 @@ import numpy as np
 
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
-from medlearn.planning.normalization import CaseIntensity, pooled_scale
+from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_scale
 
 #: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost); as many
 #: background voxels and as many voxels drawn from the whole image are sampled too.
@@ -41,6 +41,9 @@ class CaseFingerprint:
     #: Median intensity per channel of the foreground (None when the mask is empty) and of the background.
     foreground_median: list[float] | None = None
     background_median: list[float] = field(default_factory=list)
+    #: Quantiles per channel (at ``normalization.QUANTILES`` percent) of the foreground and the background.
+    foreground_quantiles: list[list[float]] | None = None
+    background_quantiles: list[list[float]] | None = None
     #: Mean and standard deviation per channel, over all voxels and over the non-zero ones (what a per-image
     #: z-score would use).
     mean: list[float] = field(default_factory=list)
@@ -55,6 +58,8 @@ class CaseFingerprint:
             foreground_share=self.foreground_share,
             foreground_median=self.foreground_median,
             background_median=self.background_median,
+            foreground_quantiles=self.foreground_quantiles,
+            background_quantiles=self.background_quantiles,
             nonzero_fraction=self.nonzero_fraction,
             mean=self.mean,
             std=self.std,
@@ -155,6 +160,8 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
                 foreground_share=float(inside.mean()),
                 foreground_median=np.median(fg_values, axis=1).tolist() if fg_values.shape[1] else None,
                 background_median=np.median(bg_values, axis=1).tolist() if bg_values.shape[1] else [0.0],
+                foreground_quantiles=_quantiles(fg_values) if fg_values.shape[1] else None,
+                background_quantiles=_quantiles(bg_values) if bg_values.shape[1] else None,
                 mean=channels.mean(axis=1, dtype=np.float64).tolist(),
                 std=channels.std(axis=1, dtype=np.float64).tolist(),
                 nonzero_mean=nonzero.mean(axis=1, dtype=np.float64).tolist() if nonzero.size else [0.0],
@@ -184,6 +191,11 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
         dataset_scale=pooled_scale(balanced) if len(channel_counts) == 1 else {},
         intensity_percentiles=np.percentile(np.concatenate(anywhere), np.arange(101)).tolist(),
     )
+
+
+def _quantiles(values: np.ndarray) -> list[list[float]]:
+    """Per-channel quantiles of ``(C, n)`` samples at the percent levels the normalisation rule uses."""
+    return np.percentile(values, QUANTILES, axis=1).T.tolist()
 
 
 def _sample_columns(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:

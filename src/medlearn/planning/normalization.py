@@ -11,20 +11,25 @@ statistics a per-image z-score would use, and picks:
 - ``ct``: CT in Hounsfield units, one physical scale: clip to the foreground's 0.5-99.5 percentiles and
   z-score with the foreground mean/std (nnU-Net's CT scheme);
 - ``zscore`` (per image and channel, over the non-zero voxels when zeros mark outside the body) when the
-  scales certainly differ (different storage types or modalities), or when the cases' foreground and
-  background levels agree better after a per-image z-score than on their stored scale (a gain that
-  differs between acquisitions);
+  scales certainly differ (different storage types or modalities), or when intensity separates foreground
+  from background across the cases better after a per-image z-score than on their stored scale (a gain
+  that differs between acquisitions);
 - ``dataset`` otherwise: one fixed clip + z-score per channel, learned on the training cases
   (0.5-99.5 percentiles and mean/std of a sample drawn equally from every case's foreground and
   background, so neither the foreground share nor a large case dominates). This is the choice when the
   cases share one scale, and the one a varying foreground share calls for: there, the per-image z-score
-  moves the levels apart and the stored scale keeps them together.
+  stretches mostly-background cases and no longer lets one intensity separate structure from background.
 
-The agreement of the levels is their spread across cases (10th to 90th percentile of the per-case
-medians, foreground and background averaged) over the typical foreground-background contrast, measured
-the same way on the stored scale and after each case's own z-score. With a single training case there
-is nothing to compare: MR gets the z-score (no fixed scale across scanners), anything else the dataset
-scheme.
+"Separates" is measured the way a user's simplest baseline works: the best single global intensity
+threshold over all training cases (either polarity, any channel), scored by its mean Dice over the cases,
+on the stored scale and after each case's own z-score. Both candidates are affine maps per case, so the
+per-case foreground and background quantiles the fingerprint keeps are enough to score them. Ties
+(within 0.01 Dice) keep the stored scale. Where intensity alone hardly separates the structure (a lesion
+in tissue of the same brightness: best mean Dice below 0.5 either way) the test says nothing, and the
+agreement of the cases' foreground and background median levels decides instead (their spread across
+cases over the typical contrast, as stored and after per-image z-scores). With a single training case
+there is nothing to compare: MR gets the z-score (no fixed scale across scanners), anything else the
+dataset scheme.
 
 ``--set normalization=NAME`` overrides the choice; the plan records the choice and its reason.
 """
@@ -42,6 +47,12 @@ from medlearn.errors import MedlearnError
 SCHEMES: tuple[str, ...] = ("ct", "dataset", "zscore")
 #: Foreground shares that differ by this factor (or a case without foreground) "vary a lot".
 SHARE_VARIATION = 4.0
+#: Percent levels of the per-case foreground/background quantiles the fingerprint keeps.
+QUANTILES = np.linspace(0.0, 100.0, 41)
+#: Mean-Dice margin by which a per-image z-score must separate better to be chosen over the stored scale ...
+SEPARATION_TOLERANCE = 0.01
+#: ... a test that says something only when one of them separates at least this well.
+INFORMATIVE_SEPARATION = 0.5
 #: Below this median share of non-zero voxels, z-scores use the non-zero voxels only (nnU-Net's rule).
 NONZERO_MASK_SHARE = 0.75
 
@@ -56,6 +67,9 @@ class CaseIntensity:
     foreground_median: list[float] | None
     background_median: list[float]
     nonzero_fraction: float = 1.0
+    #: Quantiles (:data:`QUANTILES` percent) per channel of the foreground (None without) and the background.
+    foreground_quantiles: list[list[float]] | None = None
+    background_quantiles: list[list[float]] | None = None
     #: What a per-image z-score would use, per channel: over all voxels and over the non-zero ones.
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
@@ -120,25 +134,82 @@ def _suggest(cases: Sequence[CaseIntensity]) -> NormalizationChoice:
             else None
         )
         return NormalizationChoice("zscore", reason=f"the cases' intensity scales differ ({what})", warning=warning)
-    with_foreground = [c for c in cases if c.foreground_median is not None]
+    with_foreground = [c for c in cases if c.foreground_quantiles is not None]
     if len(with_foreground) < 2:
         if modalities == ["MR"]:
             return NormalizationChoice("zscore", reason="one training case with foreground, MR: no fixed scale")
         return NormalizationChoice(
             "dataset", reason=f"one training case with foreground ({storage[0]}): its intensity scale is kept"
         )
-    stored = _level_spread(with_foreground, zscored=False)
-    per_image = _level_spread(with_foreground, zscored=True)
-    comparison = f"level spread {stored:.2f} of the contrast as stored, {per_image:.2f} after per-image z-scores"
-    if stored <= per_image:
+    stored = threshold_separation(cases, zscored=False)
+    per_image = threshold_separation(cases, zscored=True)
+    comparison = (
+        f"one global intensity threshold separates foreground from background with mean Dice {stored:.2f} "
+        f"on the stored scale, {per_image:.2f} after per-image z-scores"
+    )
+    keep_scale = per_image <= stored + SEPARATION_TOLERANCE
+    if max(stored, per_image) < INFORMATIVE_SEPARATION:
+        stored, per_image = _level_spread(with_foreground, zscored=False), _level_spread(with_foreground, zscored=True)
+        comparison = (
+            f"intensity alone hardly separates the structure, and the cases' foreground/background levels spread "
+            f"{stored:.2f} of the contrast as stored, {per_image:.2f} after per-image z-scores"
+        )
+        keep_scale = stored <= per_image
+    if keep_scale:
         return NormalizationChoice(
             "dataset",
-            reason=f"the {len(cases)} training cases share one intensity scale ({storage[0]}, {comparison})"
+            reason=f"the {len(cases)} training cases share one intensity scale ({storage[0]}; {comparison})"
             f"{share_clause}: one fixed clip + z-score keeps the intensities that separate foreground from background",
         )
     return NormalizationChoice(
         "zscore", reason=f"the cases' intensity scales differ ({comparison}): each image is z-scored on its own"
     )
+
+
+def threshold_separation(cases: Sequence[CaseIntensity], *, zscored: bool) -> float:
+    """Mean Dice over ``cases`` of the best single global threshold (best channel, either polarity), on the
+    stored scale or after each case's own z-score, from the cases' foreground/background quantiles."""
+    nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
+    channels = len(cases[0].background_quantiles or [])
+    best = 0.0
+    for channel in range(channels):
+        fg, bg, share = [], [], []
+        for case in cases:
+            offset, scale = 0.0, 1.0
+            if zscored:
+                mean, std = (case.nonzero_mean, case.nonzero_std) if nonzero else (case.mean, case.std)
+                offset, scale = mean[channel], std[channel] if std[channel] > 0 else 1.0
+            background = (np.asarray(case.background_quantiles[channel]) - offset) / scale
+            foreground = (
+                (np.asarray(case.foreground_quantiles[channel]) - offset) / scale
+                if case.foreground_quantiles is not None
+                else None
+            )
+            fg.append(foreground)
+            bg.append(background)
+            share.append(case.foreground_share)
+        best = max(best, _best_threshold_dice(fg, bg, share))
+    return best
+
+
+def _best_threshold_dice(fg: list[np.ndarray | None], bg: list[np.ndarray], share: list[float]) -> float:
+    """Mean Dice of the best threshold (and polarity) for cases given as quantile arrays (``QUANTILES``)."""
+    values = np.concatenate([q for q in (*fg, *bg) if q is not None])
+    candidates = np.unique(np.percentile(values, np.linspace(0, 100, 257)))
+    scores = []
+    for polarity in (1.0, -1.0):
+        dice = np.zeros(len(candidates))
+        for foreground, background, fraction in zip(fg, bg, share, strict=True):
+            above_bg = _share_above(polarity * background, polarity * candidates)
+            if foreground is None:  # an empty truth: any foreground predicted scores 0, none scores 1 (both empty)
+                dice += (above_bg == 0).astype(float)
+                continue
+            above_fg = _share_above(polarity * foreground, polarity * candidates)
+            true_positive = fraction * above_fg
+            predicted = true_positive + (1.0 - fraction) * above_bg
+            dice += 2 * true_positive / np.maximum(predicted + fraction, 1e-12)
+        scores.append(float(dice.max()) / len(share))
+    return max(scores)
 
 
 def _level_spread(cases: Sequence[CaseIntensity], *, zscored: bool) -> float:
@@ -155,8 +226,13 @@ def _level_spread(cases: Sequence[CaseIntensity], *, zscored: bool) -> float:
     contrast = np.median(np.abs(foreground - background), axis=0)
     if np.any(contrast <= 0):
         return math.inf
-    spread = (_range(foreground) + _range(background)) / 2
-    return float(np.max(spread / contrast))
+    return float(np.max((_range(foreground) + _range(background)) / 2 / contrast))
+
+
+def _share_above(quantiles: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Share of a distribution above each threshold, from its quantiles at :data:`QUANTILES` (a negated
+    distribution's quantiles, sorted, sit at the same symmetric levels)."""
+    return 1.0 - np.interp(thresholds, np.sort(quantiles), QUANTILES / 100.0)
 
 
 def _range(levels: np.ndarray) -> np.ndarray:
