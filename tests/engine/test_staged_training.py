@@ -21,10 +21,10 @@ def _images(count: int = 32) -> TensorDataset:
     return TensorDataset(images, torch.zeros(count, dtype=torch.long))
 
 
-def _trainer(tmp_path, objective: str, epochs: int = 2, hooks=()):
+def _trainer(tmp_path, objective: str, epochs: int = 2, hooks=(), n_critic: int | None = None):
     torch.manual_seed(0)
     net = create_model(objective, image_size=32, width=8)
-    task = AdversarialTask(net.objective, n_critic=2 if objective == "wgan-gp" else 1)
+    task = AdversarialTask(net.objective, n_critic=n_critic or (2 if objective == "wgan-gp" else 1))
     generator = make_loader_generator(0)
     loader = DataLoader(_images(), batch_size=8, shuffle=True, generator=generator, drop_last=True)
     config = TrainConfig(epochs=epochs, lr=2e-4, warmup_epochs=0, min_lr_ratio=1.0, grad_clip=None, precision="fp32")
@@ -64,3 +64,39 @@ def test_resumed_adversarial_run_matches_an_uninterrupted_one(tmp_path):
     resumed.fit(resume=True)
     for a, b in zip(straight_net.state_dict().values(), resumed_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_resumed_wgan_gp_keeps_its_critic_generator_cycle_across_the_epoch_boundary(tmp_path):
+    """n_critic 5 with 4 batches per epoch: the generator steps on batches 5, 10, ... of the run, which an
+    uninterrupted and a resumed run must agree on (the cycle's position is task state, saved in checkpoints)."""
+    straight, straight_net, _ = _trainer(tmp_path / "straight", "wgan-gp", epochs=3, n_critic=5)
+    straight.fit()
+    first, _, _ = _trainer(tmp_path / "split", "wgan-gp", epochs=1, n_critic=5)
+    first.fit()
+    assert load_training_state(first.run.last_checkpoint)["task"] == {"batches": 4}
+    resumed, resumed_net, resumed_task = _trainer(tmp_path / "split", "wgan-gp", epochs=3, n_critic=5)
+    resumed.fit(resume=True)
+    assert resumed_task.state_dict() == {"batches": 12}
+    assert int(resumed_net.ema_updates) == int(straight_net.ema_updates) == 2
+    for a, b in zip(straight_net.state_dict().values(), resumed_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_staging_is_declared_not_guessed(tmp_path):
+    """A task that merely has a configure_optimizers method (e.g. for a lower backbone lr) is not staged."""
+    from tests.engine.test_trainer import ToyTask, fp32, make_trainer
+
+    class WithOptimizers(ToyTask):
+        def configure_optimizers(self, model, config):
+            raise AssertionError("an undeclared task's configure_optimizers must not be called")
+
+    trainer = make_trainer(tmp_path / "plain", WithOptimizers(), fp32(epochs=1))
+    assert not trainer.staged and list(trainer.optimizers) == ["model"]
+
+    class DeclaredWithoutOptimizers(ToyTask):
+        staged = True
+
+    import pytest
+
+    with pytest.raises(TypeError, match="declares staged = True but has no configure_optimizers"):
+        make_trainer(tmp_path / "bad", DeclaredWithoutOptimizers(), fp32(epochs=1))

@@ -61,6 +61,10 @@ class ToyTask:
     def __init__(self) -> None:
         self.seen: list[tuple[torch.dtype, bool]] = []
 
+    def channels_last_batch(self, batch):
+        images, labels = batch
+        return images.contiguous(memory_format=torch.channels_last), labels
+
     def training_step(self, model: nn.Module, batch) -> StepResult:
         images, labels = batch
         logits = model(images)
@@ -236,6 +240,25 @@ def test_bf16_autocast_and_channels_last_reach_the_task(tmp_path):
     assert trainer.model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in result.history)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] * 1.5
+
+
+def test_channels_last_reaches_only_the_tensors_a_task_marks(tmp_path):
+    """The images a task marks become channels-last; a task without ``channels_last_batch`` (dense targets,
+    displacement fields) keeps its batch as it is."""
+    images, field = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+
+    class Unmarked(ToyTask):
+        channels_last_batch = None
+
+    marked = make_trainer(tmp_path / "a", ToyTask(), fp32(epochs=1, channels_last=True))._to_device((images, field))
+    assert marked[0].is_contiguous(memory_format=torch.channels_last) and marked[1].is_contiguous()
+    plain = make_trainer(tmp_path / "b", Unmarked(), fp32(epochs=1, channels_last=True))._to_device((images, field))
+    assert plain[0].is_contiguous() and not plain[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_device_is_a_parameter(tmp_path):
+    trainer = make_trainer(tmp_path, ToyTask(), fp32(epochs=1), device="cpu")
+    assert trainer.device == torch.device("cpu") and next(trainer.model.parameters()).device.type == "cpu"
 
 
 def test_auto_precision_follows_the_hardware(tmp_path):

@@ -6,9 +6,18 @@ becomes a loss, and how validation outputs become metrics. Classification, segme
 synthesis and the later tasks each implement this protocol instead of writing a loop.
 
 A task whose model has several parts optimised in turn (a GAN's discriminator and generator) is a
-:class:`StagedTask`: it builds one optimiser per part and calls ``optimize(name, loss)`` inside its
+:class:`StagedTask` and says so (``staged = True``; the trainer never guesses from the methods a task
+happens to define): it builds one optimiser per part and calls ``optimize(name, loss)`` inside its
 ``training_step`` for each stage; the trainer still owns backward, clipping, stepping, schedules,
 checkpoints and stopping, so there is still one loop.
+
+Optional hooks a task may define, each used only if present:
+
+- ``state_dict() -> dict`` / ``load_state_dict(state)``: the task's own progress (a GAN's position in its
+  critic/generator cycle, a sampler's queue), saved in every checkpoint so a resume is exact;
+- ``channels_last_batch(batch) -> batch``: the batch with the tensors the model convolves (images) in
+  channels-last layout, called only when the config asks for channels-last; targets, displacement fields
+  and other tensors stay as they are. Without the hook no batch tensor is converted.
 
 Models may define ``training_loss(inputs, targets, criterion) -> (loss, outputs)`` when their
 objective is more than ``criterion(model(inputs), targets)`` (auxiliary heads, synergic pairs);
@@ -66,6 +75,9 @@ Optimize = Callable[[str, torch.Tensor], None]
 class StagedTask(Task, Protocol):
     """A task that optimises several parts of its model in turn, each with its own optimiser."""
 
+    #: Declares the task staged (the trainer checks this flag, not the methods).
+    staged: bool
+
     def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, torch.optim.Optimizer]:
         """One optimiser per stage name (in the order the stages run)."""
         ...
@@ -73,6 +85,14 @@ class StagedTask(Task, Protocol):
     def training_step(self, model: nn.Module, batch: Any, optimize: Optimize) -> StepResult:  # type: ignore[override]
         """Run the batch's stages, calling ``optimize(stage, loss)`` for each; the result's loss is only logged."""
         ...
+
+
+def is_staged(task: Any) -> bool:
+    """True when ``task`` declares itself staged (``staged = True``), which then requires ``configure_optimizers``."""
+    staged = bool(getattr(task, "staged", False))
+    if staged and not callable(getattr(task, "configure_optimizers", None)):
+        raise TypeError(f"{type(task).__name__} declares staged = True but has no configure_optimizers()")
+    return staged
 
 
 def model_objective(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, criterion: nn.Module):

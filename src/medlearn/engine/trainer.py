@@ -37,7 +37,7 @@ from medlearn.engine.progress import TrainingProgress
 from medlearn.engine.reproducibility import loader_generators, rng_state, seed_epoch, set_rng_state
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.schedule import default_optimizer, resize_schedule, schedule_for
-from medlearn.engine.task import StagedTask, StepResult, Task
+from medlearn.engine.task import StepResult, Task, is_staged
 from medlearn.errors import MedlearnError
 
 COMPLETED = "completed"
@@ -94,7 +94,8 @@ class Trainer:
     and its sampler's are found automatically). ``log``: a :class:`TrainingProgress` (default: a
     live bar in a terminal, plain lines otherwise; ``quiet=True`` prints nothing). ``epoch_hooks``:
     callables run after every epoch (e.g. writing a generator's sample grid). ``clock``: seconds for the
-    time budget and epoch durations (injectable so budget behaviour is tested with a fake clock).
+    time budget and epoch durations (injectable so budget behaviour is tested with a fake clock). ``device``:
+    where to train (default: CUDA when available, else the CPU).
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class Trainer:
         quiet: bool = False,
         epoch_hooks: Sequence[EpochHook] = (),
         clock: Callable[[], float] = time.perf_counter,
+        device: torch.device | str | None = None,
     ) -> None:
         self.task = task
         self.clock = clock
@@ -119,13 +121,13 @@ class Trainer:
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(device) if device is not None else default_device()
         self.precision = resolve_precision(config.precision, self.device)
         self.model = model.to(self.device)
         if config.channels_last:
             to_channels_last(self.model)
         self.forward_model = maybe_compile(self.model, config.compile)
-        self.staged = isinstance(task, StagedTask)
+        self.staged = is_staged(task)
         if self.staged:
             self.optimizers = dict(task.configure_optimizers(self.model, config))
         else:
@@ -223,7 +225,7 @@ class Trainer:
         loss_sum, samples, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
         extras: dict[str, float] = {}
         for step, batch in enumerate(self.train_loader, start=1):
-            batch = move_to_device(batch, self.device, self.config.channels_last)
+            batch = self._to_device(batch)
             lr = self.optimizer.param_groups[0]["lr"]
             stepped: list[str] = []
             result = self._train_step(batch, epoch, step, stepped)
@@ -266,6 +268,12 @@ class Trainer:
         optimize(SINGLE_STAGE, result.loss)
         return result
 
+    def _to_device(self, batch: Any) -> Any:
+        """The batch on the training device, its image tensors channels-last where the task marks them."""
+        batch = move_to_device(batch, self.device)
+        mark = getattr(self.task, "channels_last_batch", None)
+        return mark(batch) if self.config.channels_last and callable(mark) else batch
+
     def _check_finite(self, loss: torch.Tensor, epoch: int, step: int, stage: str) -> None:
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -296,7 +304,7 @@ class Trainer:
         outputs = []
         with torch.no_grad(), autocast_context(self.precision, self.device):
             for batch in self.val_loader:
-                batch = move_to_device(batch, self.device, self.config.channels_last)
+                batch = self._to_device(batch)
                 outputs.append(to_cpu_float(self.task.validation_step(self.forward_model, batch)))
         metrics = self.task.validation_metrics(outputs)
         if self.task.monitor not in metrics:
@@ -380,6 +388,9 @@ class Trainer:
             "steps_per_epoch": self.steps_per_epoch,
             "planned_epochs": self.planned_epochs,
         }
+        task_state = getattr(self.task, "state_dict", None)
+        if callable(task_state):
+            last["task"] = task_state()
         save_checkpoint(self.run.last_checkpoint, self.model, last, metadata)
         if self.budget_schedule is not None:
             self.run.record_schedule(self.budget_schedule)
@@ -401,6 +412,9 @@ class Trainer:
                 f"checkpoint optimizer state does not fit this model/optimizer ({error})", source
             ) from None
         set_rng_state(state["rng"])
+        load_task_state = getattr(self.task, "load_state_dict", None)
+        if "task" in state and callable(load_task_state):
+            load_task_state(state["task"])
         if self.config.sized_by_budget:  # the length the budget planned, not the configured one
             # (checkpoints written before "planned_epochs" existed kept the fitted length in train_config)
             recorded = state["train_config"].get("epochs") or self.config.initial_epochs
@@ -433,17 +447,21 @@ class Trainer:
         return f"stopped after epoch {self.epoch}: {reason}{detail}{best}"
 
 
-def move_to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Tensors (also in tuples, lists, dicts) on ``device``; 4D/5D float tensors channels-last if asked."""
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Tensors (also in tuples, lists, dicts, namedtuples) on ``device``."""
     if isinstance(batch, torch.Tensor):
-        batch = batch.to(device, non_blocking=device.type == "cuda")
-        return to_channels_last(batch) if channels_last else batch
+        return batch.to(device, non_blocking=device.type == "cuda")
     if isinstance(batch, Mapping):
-        return {key: move_to_device(value, device, channels_last) for key, value in batch.items()}
+        return {key: move_to_device(value, device) for key, value in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(move_to_device(value, device, channels_last) for value in batch))
+        return type(batch)(*(move_to_device(value, device) for value in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to_device(value, device, channels_last) for value in batch)
+        return type(batch)(move_to_device(value, device) for value in batch)
     return batch
 
 

@@ -36,6 +36,7 @@ class AdversarialTask:
 
     monitor = "fid"
     monitor_mode: Literal["max", "min"] = "min"
+    staged = True
 
     def __init__(
         self,
@@ -54,6 +55,14 @@ class AdversarialTask:
         self.features, self.flip, self.validation_seed = features, flip, validation_seed
         self._batches = 0
         self._validation_batches = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the critic/generator cycle stands (``n_critic`` batches rarely divide an epoch): saved in
+        checkpoints so that a resumed run steps the generator on the same batches as an uninterrupted one."""
+        return {"batches": self._batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._batches = int(state["batches"])
 
     def configure_optimizers(self, model: nn.Module, config: Any) -> dict[str, torch.optim.Optimizer]:
         net = unwrap_model(model)

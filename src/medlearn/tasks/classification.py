@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlearn.engine.performance import to_channels_last
 from medlearn.engine.task import StepResult, model_objective
 
 
@@ -40,6 +41,11 @@ class ClassificationTask:
         self.monitor = monitor
         self.monitor_mode: Literal["max", "min"] = "min" if monitor == "loss" else "max"
         self.criterion = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+
+    def channels_last_batch(self, batch):
+        """The images in channels-last layout (the labels are not convolved)."""
+        images, labels = batch
+        return to_channels_last(images), labels
 
     def training_step(self, model: nn.Module, batch) -> StepResult:
         images, labels = batch
