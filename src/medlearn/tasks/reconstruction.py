@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlearn.engine.performance import to_channels_last
 from medlearn.engine.task import StepResult
 from medlearn.errors import MedlearnError
 
@@ -69,6 +70,12 @@ class DenoisingReconstructionTask:
         if images.is_contiguous(memory_format=torch.channels_last) and images.dim() == 4:
             noisy = noisy.contiguous(memory_format=torch.channels_last)
         return noisy
+
+    def channels_last_batch(self, batch: Any) -> Any:
+        """The images channels-last (the target is the same tensor, so it follows)."""
+        if isinstance(batch, torch.Tensor):
+            return to_channels_last(batch)
+        return type(batch)([to_channels_last(batch[0]), *batch[1:]])
 
     def training_step(self, model: nn.Module, batch: Any) -> StepResult:
         images = images_of(batch)
