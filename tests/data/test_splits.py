@@ -76,3 +76,28 @@ def test_br35h_grouped_split_has_no_straddlers_and_random_split_leaks(br35h_root
     train_groups = {s.group for s in naive.train if s.group}
     leaked = sum(s.group in train_groups for s in naive.test if s.group)
     assert leaked > len(naive.test) / 2  # Br35H is so duplicated that most naive test images leak
+
+
+def test_make_split_keeps_near_duplicates_together_for_every_task(planted):
+    """Labelled (classification, generation) and unlabelled (segmentation, enhancement) samples alike: the planted
+    copies of one image never straddle train and validation."""
+    from medlearn.data.sources import samples_from_folder
+    from medlearn.data.splits import make_split
+
+    samples = samples_from_folder(planted["root"])
+    originals = {planted["original"], *planted["copies"]}
+    for unlabelled in (False, True):
+        chosen = [Sample(s.path, None if unlabelled else s.label, s.group) for s in samples]
+        for seed in range(4):
+            split = make_split(chosen, val=0.3, seed=seed)
+            parts = {part for part in ("train", "val") for s in getattr(split, part) if s.path in originals}
+            assert len(parts) == 1, (unlabelled, seed)
+            assert not straddling_groups(split)
+
+
+def test_holdout_keeps_one_case_for_training_with_two():
+    from medlearn.data.splits import holdout_groups
+
+    two = [Sample(Path(f"case{i}.nii.gz")) for i in range(2)]
+    split = holdout_groups(two, 0.2, seed=0)
+    assert len(split.train) == 1 and len(split.val) == 1

@@ -1,9 +1,16 @@
 """Leakage-proof splits: every group (patient, or near-duplicate cluster) lies in exactly one part,
-and each part keeps the class balance of the whole (scikit-learn's StratifiedGroupKFold)."""
+and each part keeps the class balance of the whole (scikit-learn's StratifiedGroupKFold).
+
+:func:`make_split` is the one way every task splits its data: near-duplicates are grouped first (perceptual
+hashes, :mod:`medlearn.data.dedup`, merged with the manifest's patient groups), then whole groups go to
+one part; labelled samples are stratified by label, unlabelled ones (segmentation pairs, enhancement
+files) are held out group by group.
+"""
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +60,47 @@ class Split:
         except (OSError, KeyError, AttributeError, csv.Error) as error:
             raise MedlearnError(f"not a medlearn split file ({error})", path) from None
         return split
+
+
+def make_split(
+    samples: Sequence[Sample],
+    *,
+    val: float,
+    test: float = 0.0,
+    seed: int = 0,
+    group_duplicates: bool = True,
+    duplicate_threshold: int | None = None,
+    stratify: bool = True,
+) -> Split:
+    """The split every task uses: duplicates grouped (unless ``group_duplicates`` is False, which only a
+    measurement of leakage should want), then whole groups per part, stratified by label when there are labels
+    (and ``stratify``: a sample's label that is not a class, such as an enhancement file's modality, is not)."""
+    samples = list(samples)
+    if group_duplicates and len(samples) > 1:
+        from medlearn.data.dedup import assign_groups
+
+        kwargs = {} if duplicate_threshold is None else {"threshold": duplicate_threshold}
+        samples = assign_groups(samples, **kwargs)
+    if stratify and any(s.label for s in samples):
+        return split_samples(samples, val=val, test=test, seed=seed)
+    if test > 0:
+        rest = holdout_groups(samples, test, seed)
+        held = holdout_groups(rest.train, val / (1 - test), seed + 1)
+        return Split(held.train, held.val, rest.val)
+    return holdout_groups(samples, val, seed)
+
+
+def holdout_groups(samples: Sequence[Sample], fraction: float, seed: int) -> Split:
+    """Hold out ``fraction`` of the groups (at least one when there are two or more) as ``val``; for data without
+    labels to stratify, and small enough that a fold-based splitter would refuse (two cases)."""
+    groups = sorted({s.group_key for s in samples})
+    if fraction <= 0 or len(groups) < 2:
+        return Split(train=list(samples))
+    order = np.random.default_rng(seed).permutation(len(groups))
+    held = {groups[i] for i in order[: max(1, math.ceil(fraction * len(groups)))]}
+    if len(held) == len(groups):
+        held.pop()
+    return Split(train=[s for s in samples if s.group_key not in held], val=[s for s in samples if s.group_key in held])
 
 
 def split_samples(samples: Sequence[Sample], val: float = 0.15, test: float = 0.15, seed: int = 0) -> Split:

@@ -344,7 +344,7 @@ def load_study_data(settings: StudySettings, out: Path | None = None, *, quiet: 
     classifier_settings = settings.classifier_settings()
     samples = load_samples(settings.data)
     classes = labelled_classes(samples, settings.data)
-    _, split = split_with_duplicate_groups(samples, classifier_settings, settings.split_seed)
+    split = split_with_duplicate_groups(samples, classifier_settings, settings.split_seed)
     everything = split.train + split.test
     loaded = preload(
         everything,

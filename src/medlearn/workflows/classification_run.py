@@ -66,7 +66,7 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
     classes = labelled_classes(samples, request.data)
-    _, split = split_with_duplicate_groups(samples, request.settings, config.seed)
+    split = split_with_duplicate_groups(samples, request.settings, config.seed)
     settings = choose_normalization(split.train, request.settings, config.seed)
     announce(f"normalization {settings.normalization}: {settings.normalization_reason}", quiet=quiet)
     data = prepare_data(split, classes, settings, strict=strict, cache_dir=default_cache_dir())

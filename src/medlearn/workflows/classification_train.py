@@ -56,16 +56,18 @@ def labelled_classes(samples: Sequence[Sample], source: str) -> list[str]:
     return classes
 
 
-def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSettings, seed: int):
-    """Group near-duplicates (perceptual hash) then split by group and label: no duplicate straddles parts."""
-    from medlearn.data.dedup import assign_groups
-    from medlearn.data.splits import split_samples
+def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSettings, seed: int) -> Split:
+    """The task's split (:func:`medlearn.data.splits.make_split`) with the settings' fractions."""
+    from medlearn.data.splits import make_split
 
-    grouped = samples
-    if settings.group_duplicates:
-        kwargs = {} if settings.duplicate_threshold is None else {"threshold": settings.duplicate_threshold}
-        grouped = assign_groups(samples, **kwargs)
-    return grouped, split_samples(grouped, val=settings.val_fraction, test=settings.test_fraction, seed=seed)
+    return make_split(
+        samples,
+        val=settings.val_fraction,
+        test=settings.test_fraction,
+        seed=seed,
+        group_duplicates=settings.group_duplicates,
+        duplicate_threshold=settings.duplicate_threshold,
+    )
 
 
 def choose_normalization(samples: Sequence[Sample], settings: ClassifierSettings, seed: int) -> ClassifierSettings:

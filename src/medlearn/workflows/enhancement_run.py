@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import medlearn
-from medlearn.data.splits import Split
+from medlearn.data.splits import Split, make_split
 from medlearn.errors import MedlearnError
 from medlearn.utils.settings import merge_layers
 from medlearn.workflows.enhancement_settings import (
@@ -61,13 +61,13 @@ def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> 
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
     from medlearn.workflows.enhancement_settings import build_enhancement_model
-    from medlearn.workflows.segmentation_run import holdout_split
 
     settings = request.settings
     config = TrainConfig.from_dict(request.training)
     build_enhancement_model(settings)  # unknown model / wrong kind fails before any data is read
     samples = enhancement_samples(request.data)
-    split = holdout_split(samples, settings.val_fraction, config.seed)
+    # a sample's label holds its modality here, not a class to stratify by
+    split = make_split(samples, val=settings.val_fraction, seed=config.seed, stratify=False)
     settings = choose_normalization(split.train, settings)
     announce(f"normalization {settings.normalization}: {settings.normalization_reason}", quiet=quiet)
     slices = _load(split, settings)  # reads every file: bad data fails here, before a run folder exists

@@ -76,7 +76,7 @@ class SampleGridWriter:
 def train_generator(request: GenerationTrainRequest, *, strict: bool = False, quiet: bool = False):
     """Fresh run: read the images, hold out a share for the validation FID, train, write grids and report."""
     from medlearn.data.sources import load_samples
-    from medlearn.data.splits import Split, split_samples
+    from medlearn.data.splits import Split, make_split
     from medlearn.engine.config import TrainConfig
     from medlearn.engine.rundir import RunDir
     from medlearn.workflows.generation_data import check_enough_images, image_classes
@@ -85,7 +85,7 @@ def train_generator(request: GenerationTrainRequest, *, strict: bool = False, qu
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
     classes = image_classes(samples, settings, request.data)
-    split = split_samples(samples, val=settings.val_fraction, test=0.0, seed=config.seed)
+    split = make_split(samples, val=settings.val_fraction, seed=config.seed)  # near-duplicates never straddle
     images, train, val = _read_split(split, settings, classes, strict=strict, quiet=quiet)
     check_enough_images(train, settings, request.data)
     run = RunDir.create(request.out)  # only once the data are known to be usable

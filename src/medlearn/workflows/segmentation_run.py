@@ -9,7 +9,6 @@ spacing, normalisation and patch it was trained with.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +17,7 @@ import numpy as np
 import torch
 
 import medlearn
-from medlearn.data.records import Sample
-from medlearn.data.splits import Split
+from medlearn.data.splits import Split, make_split
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import DatasetFingerprint
 from medlearn.planning.plan import SegmentationPlan
@@ -67,18 +65,6 @@ class SegmentationOutcome:
     metrics: dict
 
 
-def holdout_split(samples: list[Sample], fraction: float, seed: int) -> Split:
-    """Hold out ``fraction`` of the case groups (at least one when there are two or more) for validation."""
-    groups = sorted({s.group_key for s in samples})
-    if fraction <= 0 or len(groups) < 2:
-        return Split(train=list(samples))
-    order = np.random.default_rng(seed).permutation(len(groups))
-    held = {groups[i] for i in order[: max(1, math.ceil(fraction * len(groups)))]}
-    if len(held) == len(groups):
-        held.pop()
-    return Split(train=[s for s in samples if s.group_key not in held], val=[s for s in samples if s.group_key in held])
-
-
 def train_segmenter(
     request: SegmentationTrainRequest,
     *,
@@ -98,7 +84,7 @@ def train_segmenter(
     if request.val_data is not None:
         split = Split(train=samples, val=load_pairs(request.val_data))
     else:
-        split = holdout_split(samples, settings.val_fraction, seed)
+        split = make_split(samples, val=settings.val_fraction, seed=seed)
     fp = fingerprint(split.train, modality=settings.modality)
     if len(fp.labels) < 2:
         raise MedlearnError("every training mask is empty (background only): there is nothing to learn", request.data)
