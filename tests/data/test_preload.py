@@ -50,6 +50,10 @@ def test_disk_cache_is_reused(mixed, tmp_path: Path, monkeypatch):
     # other preprocessing settings are a different cache entry
     with pytest.raises(AssertionError, match="decoded again"):
         preload(mixed, ClassificationPreprocessing(image_size=48), cache_dir=cache, show_progress=False)
+    # so is a new version of the preprocessing code with the same settings (no stale arrays after an upgrade)
+    monkeypatch.setattr(ClassificationPreprocessing, "code_version", ClassificationPreprocessing.code_version + 1)
+    with pytest.raises(AssertionError, match="decoded again"):
+        preload(mixed, ClassificationPreprocessing(image_size=32), cache_dir=cache, show_progress=False)
 
 
 def test_preprocessing_pads_to_square_and_normalises_mr(planted):

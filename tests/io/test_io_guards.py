@@ -150,3 +150,16 @@ def test_dicom_with_inconsistent_pixel_attributes(tmp_path: Path, corrupt: Calla
     corrupt(ds)
     ds.save_as(tmp_path / "bad.dcm")
     _fails_fast(tmp_path / "bad.dcm")
+
+
+def test_a_bug_in_medlearn_is_not_reported_as_an_unreadable_file(tmp_path: Path) -> None:
+    """Only the reading libraries' complaints about a file become ImageReadError; a medlearn bug propagates."""
+    import json
+
+    from medlearn.io.guards import reading
+    from medlearn.io.intensity import window_bounds
+
+    with pytest.raises(ValueError), reading(tmp_path / "a.png"):
+        window_bounds(("forty", 400))  # a ValueError raised in medlearn's own code (as a bug would be)
+    with pytest.raises(ImageReadError, match="a.png"), reading(tmp_path / "a.png"):
+        json.loads("{not json")  # raised inside a library: a problem of the file

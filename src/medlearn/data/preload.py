@@ -91,8 +91,11 @@ def _iterate(samples: Sequence[Sample], show_progress: bool, description: str):
 
 
 def _cache_file(samples: Sequence[Sample], preprocess: Preprocess, cache_dir: Path) -> Path:
+    """Keyed by the preprocessing's settings and its code version (``code_version``: a change of what the code
+    computes must not serve stale arrays) plus every file's path, size and modification time."""
     settings = preprocess.to_dict() if hasattr(preprocess, "to_dict") else repr(preprocess)
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    version = getattr(preprocess, "code_version", 0)
+    digest = hashlib.sha256(json.dumps({"settings": settings, "code_version": version}, sort_keys=True).encode())
     for sample in samples:
         digest.update(file_fingerprint(sample.path).encode())
     return Path(cache_dir) / f"{digest.hexdigest()[:24]}.npz"

@@ -36,6 +36,9 @@ class ClassificationPreprocessing:
     normalization: str = "image"
     normalization_params: dict = field(default_factory=dict)
 
+    #: Bump when ``__call__`` computes something else for the same settings: cached arrays are keyed by it.
+    code_version = 2
+
     def __post_init__(self) -> None:
         if self.intensity not in ("modality", "unit"):
             raise MedlearnError(f"intensity must be 'modality' or 'unit', not {self.intensity!r}")

@@ -81,10 +81,27 @@ def _problem(error: Exception) -> str:
 
 @contextlib.contextmanager
 def reading(path: str | Path) -> Iterator[None]:
-    """Turn any library exception raised inside the block into an :class:`ImageReadError`."""
+    """Turn an exception that a reading library (pydicom, nibabel, Pillow, tifffile, pynrrd, numpy) raised about
+    the file inside the block into an :class:`ImageReadError` naming it. An exception raised by medlearn's own
+    code is a bug, not a bad file: it propagates, so it is never reported as "N images skipped"."""
     try:
         yield
     except MedlearnError:
         raise
     except Exception as error:
+        if raised_by_medlearn(error):
+            raise
         raise ImageReadError(_problem(error), path) from error
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def raised_by_medlearn(error: BaseException) -> bool:
+    """True when the innermost frame of ``error``'s traceback is in medlearn's own source."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return Path(traceback.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_ROOT)
