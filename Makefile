@@ -11,9 +11,10 @@ lock:
 demo: setup
 	.venv/bin/medlearn demo
 
+# PYTEST_FLAGS=--require-data (CI): tests whose real data are missing fail instead of skipping.
 test: setup
 	.venv/bin/ruff check src tests benchmarks
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest $(PYTEST_FLAGS)
 
 lint: setup
 	.venv/bin/ruff check src tests benchmarks
