@@ -240,3 +240,31 @@ def test_hybrid_set_is_marked_hybrid_through_to_the_evaluation(nuclei_run: Path,
     assert main(["segment", "evaluate", str(nuclei_run), "--data", str(out / "pairs.csv"), "--json", str(metrics)]) == 0
     assert json.loads(metrics.read_text())["hybrid"] is True
     assert "HYBRID" in (nuclei_run / "evaluation-pairs.html").read_text()
+
+
+def test_predict_keeps_a_2d_nifti_as_nifti_and_never_overwrites_same_named_inputs(
+    nuclei_run: Path, nuclei, tmp_path: Path
+):
+    """A 2D NIfTI's mask is NIfTI (affine and spacing kept); a/x and b/x get two masks, not one overwritten."""
+    tile = load(nuclei["folder"] / "images" / "tile_256_192.png")
+    spaced = image_from_affine(tile.array.astype(np.float32), np.diag([0.5, 0.5, 1.0, 1.0]))
+    for folder in ("a", "b"):
+        save(spaced, tmp_path / folder / "x.nii.gz")
+    out = tmp_path / "out"
+    assert (
+        main(["segment", "predict", str(nuclei_run), str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    )
+    masks = sorted(p.name for p in out.glob("*_mask.*"))
+    assert masks == ["a__x_mask.nii.gz", "b__x_mask.nii.gz"]
+    mask = load(out / "a__x_mask.nii.gz")
+    assert mask.spatial_shape == spaced.spatial_shape and np.allclose(mask.affine, spaced.affine)
+
+
+def test_distinct_stems_disambiguate_only_what_collides(tmp_path: Path):
+    from medlearn.data.outputs import distinct_stems
+
+    paths = [tmp_path / "p1/s/x.nii.gz", tmp_path / "p2/s/x.nii.gz", tmp_path / "p1/y.png", tmp_path / "p3/z.dcm"]
+    stems = distinct_stems(paths)
+    assert stems[paths[0]] == "p1__s__x" and stems[paths[1]] == "p2__s__x"
+    assert stems[paths[2]] == "y" and stems[paths[3]] == "z"
+    assert len(set(distinct_stems([tmp_path / "x.png", tmp_path / "x.png"]).values())) == 1  # the same file

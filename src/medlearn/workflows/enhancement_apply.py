@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.data.files import IMAGE_SUFFIXES, image_inputs
+from medlearn.data.files import image_inputs
+from medlearn.data.outputs import distinct_stems, output_suffix, stem_of
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 from medlearn.workflows.enhancer import TrainedEnhancer
 
 MARK_KEY = "medlearn_enhanced"
-_SAME_FORMAT = {".nii": ".nii", ".nii.gz": ".nii.gz", ".nrrd": ".nrrd", ".nhdr": ".nrrd", ".png": ".png"}
 
 
 @dataclass
@@ -42,11 +42,13 @@ def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: 
     enhancer = TrainedEnhancer.from_run_dir(run_dir)
     out_dir = Path(out_dir)
     outcome = ApplyOutcome()
-    for path in image_inputs(inputs):
+    paths = image_inputs(inputs)
+    stems = distinct_stems(paths)
+    for path in paths:
         try:
             image = load(path, modality=enhancer.settings.modality)
             enhanced = enhancer.enhance(image)
-            target = output_path(path, image, out_dir)
+            target = output_path(path, image, out_dir, stems[path])
             out_dir.mkdir(parents=True, exist_ok=True)
             _save_marked(enhanced, target, enhancer.description())
         except MedlearnError as error:
@@ -72,19 +74,9 @@ def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: 
     return outcome
 
 
-def output_path(path: Path, image, out_dir: Path) -> Path:
+def output_path(path: Path, image, out_dir: Path, stem: str | None = None) -> Path:
     """``<out_dir>/<stem>_enhanced<suffix>`` in the input's format where medlearn can write it."""
-    name = path.name
-    suffix = next((s for s in sorted(IMAGE_SUFFIXES, key=len, reverse=True) if name.lower().endswith(s)), "")
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    if image.format == "DICOM" or path.is_dir():
-        out_suffix = ".nii.gz"
-    elif suffix in _SAME_FORMAT:
-        out_suffix = _SAME_FORMAT[suffix]
-    else:  # JPEG, BMP, TIFF: PNG when it can hold the pixels (2D, 8/16-bit), else NIfTI
-        fits_png = image.spatial_ndim == 2 and image.array.dtype in (np.uint8, np.uint16)
-        out_suffix = ".png" if fits_png else ".nii.gz"
-    return out_dir / f"{stem}_enhanced{out_suffix}"
+    return out_dir / f"{stem or stem_of(path)}_enhanced{output_suffix(path, image)}"
 
 
 def _save_marked(image, target: Path, description: dict) -> Path:

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.data.files import IMAGE_SUFFIXES, image_inputs
+from medlearn.data.files import image_inputs
+from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, output_suffix
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 from medlearn.workflows.segmenter import TrainedSegmenter
-
-MASK_SUFFIX = {"NIFTI": ".nii.gz", "NRRD": ".nrrd", "DICOM": ".nii.gz"}
 
 
 @dataclass
@@ -40,7 +39,9 @@ def predict_images(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = PredictionOutcome()
-    for path in image_inputs(inputs):
+    paths = image_inputs(inputs)
+    stems = distinct_stems(paths)
+    for path in paths:
         try:
             image = load(path)
             prediction = segmenter.predict(image, tta=tta)
@@ -49,24 +50,21 @@ def predict_images(
                 raise
             outcome.skipped.append((str(path), error.problem))
             continue
-        outcome.rows.append(_write_outputs(path, image, prediction.mask, segmenter.plan.labels, out_dir))
+        outcome.rows.append(_write_outputs(path, stems[path], image, prediction.mask, segmenter.plan.labels, out_dir))
     if not outcome.rows:
         raise MedlearnError("no input could be segmented", out_dir)
     outcome.table = _write_table(out_dir / "predictions.csv", outcome.rows)
     return outcome
 
 
-def _write_outputs(path: Path, image, mask, labels: list[int], out_dir: Path) -> dict:
+def _write_outputs(path: Path, stem: str, image, mask, labels: list[int], out_dir: Path) -> dict:
     from medlearn.io import save
     from medlearn.report.overlays import volume_overlay
 
-    stem = _stem(path)
     row: dict = {"input": str(path)}
-    mask_path = out_dir / f"{stem}_mask{MASK_SUFFIX.get(image.format, '.png')}"
-    if image.spatial_ndim == 3 and mask_path.suffix == ".png":
-        mask_path = out_dir / f"{stem}_mask.nii.gz"
+    mask_path = out_dir / f"{stem}_mask{output_suffix(path, mask)}"
     row["mask"] = str(save(mask, mask_path))
-    if image.format == "DICOM":
+    if image.format == FORMAT_DICOM:
         row["dicom_seg"] = str(_write_dicom_seg(mask, path, out_dir / f"{stem}_seg.dcm", labels))
     overlay, _ = volume_overlay(image.array, image.spacing, mask.array[0])
     row["overlay"] = str(write_bytes_atomic(out_dir / f"{stem}_overlay.png", _png(overlay)))
@@ -93,12 +91,6 @@ def _png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
-    return name[: len(name) - len(suffix)]
 
 
 def _write_table(path: Path, rows: list[dict]) -> Path:
