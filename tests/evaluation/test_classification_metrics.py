@@ -161,3 +161,38 @@ def test_metrics_with_intervals_serialise_to_json() -> None:
     for name in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "precision", "f1"):
         low, high = result[f"{name}_ci"]
         assert low <= result[name] <= high
+
+
+def test_resampling_groups_widens_the_interval_when_images_come_in_copies() -> None:
+    """Ten copies of each of 40 images: resampling images treats 400 cases as independent and gives too narrow an
+    interval; resampling groups gives about the interval of the 40 distinct images."""
+    from medlearn.evaluation.classification import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(40) % 2, 10)
+    correct = np.repeat(rng.random(40) < 0.8, 10)
+    probs = np.where((y == 1) == correct, 0.9, 0.1)
+    groups = [f"g{i // 10}" for i in range(400)]
+    by_image = bootstrap_intervals(y, probs, n_boot=400, seed=0)["accuracy"]
+    by_group = bootstrap_intervals(y, probs, n_boot=400, seed=0, groups=groups)["accuracy"]
+    distinct = bootstrap_intervals(y[::10], probs[::10], n_boot=400, seed=0)["accuracy"]
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(by_group) > 2 * width(by_image)
+    assert width(by_group) == pytest.approx(width(distinct), rel=0.35)
+
+
+def test_a_perfect_proportion_gets_an_exact_interval_not_a_zero_width_one() -> None:
+    from medlearn.evaluation.classification import metrics_with_intervals
+
+    y = np.array([0] * 214 + [1] * 30)
+    probs = np.where(y == 1, 0.9, 0.1)
+    probs[-3:] = 0.2  # three missed positives: sensitivity 27/30, specificity 214/214
+    result = metrics_with_intervals(y, probs, n_boot=200)
+    low, high = result["specificity_ci"]
+    assert result["specificity"] == 1.0 and high == 1.0
+    assert low == pytest.approx((0.025) ** (1 / 214), abs=1e-9)  # Clopper-Pearson lower bound at 214/214
+    assert result["ci_method"]["specificity"] == "clopper-pearson"
+    assert (
+        result["ci_method"]["sensitivity"] == "bootstrap"
+        and result["sensitivity_ci"][0] < 0.9 < result["sensitivity_ci"][1]
+    )

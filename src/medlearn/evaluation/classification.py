@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -203,8 +204,11 @@ def bootstrap_intervals(
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile-bootstrap ``(low, high)`` of every metric, resampling cases with replacement.
+    """Percentile-bootstrap ``(low, high)`` of every metric, resampling cases with replacement, or whole
+    ``groups`` (patients, near-duplicate clusters) when given: images of one group are not independent, and
+    resampling them one by one gives intervals that are too narrow.
 
     Resamples where a metric is undefined (e.g. AUC when a resample holds one class only) are
     skipped for that metric; with fewer than 10 usable resamples the interval is ``(nan, nan)``.
@@ -216,15 +220,18 @@ def bootstrap_intervals(
         raise MedlearnError(f"alpha must be in (0, 1), got {alpha}")
     rng = np.random.default_rng(seed)
     n = len(y)
+    group_of = _group_indices(groups, n)
+    units = int(group_of.max()) + 1 if n else 0
     intervals: dict[str, tuple[float, float]] = {}
     collected: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
-    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))  # bound memory of the (B, N) weights
+    chunk = max(1, min(n_boot, 4_000_000 // max(n, units, 1)))  # bound memory of the (B, N) weights
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
-        draws = rng.integers(0, n, size=(b, n))
-        offsets = (np.arange(b)[:, None] * n + draws).ravel()
-        w = np.bincount(offsets, minlength=b * n).reshape(b, n).astype(np.float64)
+        draws = rng.integers(0, units, size=(b, units))
+        offsets = (np.arange(b)[:, None] * units + draws).ravel()
+        unit_weights = np.bincount(offsets, minlength=b * units).reshape(b, units).astype(np.float64)
+        w = unit_weights[:, group_of]
         for name, values in _weighted_metrics(w, y, p, positive).items():
             collected[name].append(values)
         done += b
@@ -239,6 +246,60 @@ def bootstrap_intervals(
     return intervals
 
 
+#: Proportions whose bootstrap interval collapses to a point at 0% or 100% (every resample agrees).
+PROPORTIONS = ("accuracy", "sensitivity", "specificity", "precision")
+
+
+def boundary_intervals(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    positive: int = 1,
+    alpha: float = 0.05,
+    groups: Sequence[str] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Clopper-Pearson (exact binomial) intervals of the binary proportions that are exactly 0 or 1, where the
+    percentile bootstrap would report a zero-width interval ("100.0 (100.0-100.0)" on 214 negatives). The count is
+    of independent units: the cases, or the distinct ``groups`` among them."""
+    from scipy.stats import beta
+
+    y, p = _check(y_true, probs, positive)
+    if p.shape[1] != 2:
+        return {}
+    predicted = p.argmax(axis=1) == positive
+    actual = y == positive
+    group_of = _group_indices(groups, len(y))
+    relevant = {
+        "accuracy": np.ones(len(y), bool),
+        "sensitivity": actual,
+        "specificity": ~actual,
+        "precision": predicted,
+    }
+    correct = predicted == actual
+    out = {}
+    for name, members in relevant.items():
+        if not members.any():
+            continue
+        share = float(correct[members].mean())
+        if share not in (0.0, 1.0):
+            continue
+        units = len(np.unique(group_of[members]))
+        successes = units if share == 1.0 else 0
+        low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, units - successes + 1))
+        high = 1.0 if successes == units else float(beta.ppf(1 - alpha / 2, successes + 1, units - successes))
+        out[name] = (low, high)
+    return out
+
+
+def _group_indices(groups: Sequence[str] | None, n: int) -> np.ndarray:
+    """Index of each case's group (each case its own group when ``groups`` is None)."""
+    if groups is None:
+        return np.arange(n)
+    if len(groups) != n:
+        raise MedlearnError(f"{len(groups)} groups for {n} cases")
+    _, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    return index
+
+
 def metrics_with_intervals(
     y_true: np.ndarray,
     probs: np.ndarray,
@@ -246,17 +307,28 @@ def metrics_with_intervals(
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``{"accuracy": 0.98, "accuracy_ci": [0.97, 0.99], ..., "n": 500}``, ready for :func:`to_jsonable`."""
+    """``{"accuracy": 0.98, "accuracy_ci": [0.97, 0.99], ..., "n": 500}``, ready for :func:`to_jsonable`.
+
+    Intervals resample ``groups`` when given; proportions at exactly 0% or 100% get Clopper-Pearson intervals
+    (``ci_method`` names the method per metric)."""
     point = classification_metrics(y_true, probs, positive)
-    ci = bootstrap_intervals(y_true, probs, positive, n_boot=n_boot, seed=seed, alpha=alpha)
+    ci = bootstrap_intervals(y_true, probs, positive, n_boot=n_boot, seed=seed, alpha=alpha, groups=groups)
+    exact = boundary_intervals(y_true, probs, positive, alpha=alpha, groups=groups)
     out: dict[str, Any] = {}
+    methods = {}
     for name in METRIC_NAMES:
         out[name] = point[name]
-        out[f"{name}_ci"] = [ci[name][0], ci[name][1]]
+        low, high = exact.get(name, ci[name])
+        out[f"{name}_ci"] = [low, high]
+        methods[name] = "clopper-pearson" if name in exact else ("group bootstrap" if groups else "bootstrap")
     out["n"] = int(point["n"])
     out["ci_level"] = 1 - alpha
     out["n_boot"] = n_boot
+    out["ci_method"] = methods
+    if groups is not None:
+        out["n_groups"] = len(set(map(str, groups)))
     return out
 
 
