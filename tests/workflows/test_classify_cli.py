@@ -95,7 +95,7 @@ def test_train_writes_a_complete_run_directory(trained_run: Path):
     assert all("val_loss" in row and "val_auc" in row for row in history)
     with open(trained_run / "split.csv") as handle:
         parts = {row["split"] for row in csv.DictReader(handle)}
-    assert parts == {"train", "val"}  # validation carved from the CSV, no test part asked for
+    assert parts == {"train", "val", "test"}  # validation and a test share (the report's) carved from the CSV
     html = (trained_run / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 5
 
