@@ -157,7 +157,26 @@ def test_series_folder_sorted_by_position_with_spacing_from_positions(tmp_path: 
     assert np.all(np.diff(slice_means) == pytest.approx(100.0))  # slice i carries +100*i
     assert image.affine[2, 3] == pytest.approx(min(z)) and image.affine[2, 2] == pytest.approx(2.5)
     assert describe(image)["orientation"] == "LPS"
-    assert image.tags["slices"] == 5 and image.tags["irregular_slice_spacing"] is False
+    assert image.tags["slices"] == 5 and "irregular_slice_spacing" not in image.tags
+
+
+def test_a_series_missing_a_slice_is_resampled_to_its_regular_step(tmp_path: Path) -> None:
+    """Slice 2 of 6 (2.5 mm apart) is missing: the volume keeps 2.5 mm and 6 slices, the missing one interpolated
+    between its neighbours, so the affine is true for every slice (a median step over the 5 files would put
+    slices 3-5 2.5 mm off and get distances and volumes wrong)."""
+    z = _write_series(tmp_path / "series", count=6, step=2.5, uid=generate_uid(), description="axial")
+    removed = next(p for p in (tmp_path / "series").glob("*.dcm") if _position(p) == pytest.approx(z[2]))
+    removed.unlink()
+    image = load(tmp_path / "series")
+    assert image.array.shape[-1] == 6 and image.spacing[2] == pytest.approx(2.5)
+    means = image.array[0].mean(axis=(0, 1))
+    assert np.diff(means) == pytest.approx(100.0, abs=0.5)  # slice i carries +100*i; slice 2 interpolated
+    note = image.tags["irregular_slice_spacing"]
+    assert note["acquired_slices"] == 5 and note["acquired_gaps_mm"] == [2.5, 5.0]
+
+
+def _position(path: Path) -> float:
+    return float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
 
 
 def test_descending_positions_still_sort_along_the_normal(tmp_path: Path) -> None:

@@ -207,8 +207,9 @@ def _frame_positions(ds: Dataset, count: int) -> list[np.ndarray] | None:
     return positions
 
 
-def _stack(iop: np.ndarray, positions: list[np.ndarray], path: Path) -> tuple[np.ndarray, float, bool]:
-    """Order slices along the normal; spacing is the median gap of their projected positions."""
+def _stack(iop: np.ndarray, positions: list[np.ndarray], path: Path) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Order slices along the normal; spacing is the median gap of their projected positions. The third value is
+    the sorted depths (mm along the normal) when the gaps are irregular (a missing slice), else None."""
     normal = np.cross(iop[:3], iop[3:])
     depth = np.asarray(positions) @ normal
     order = np.argsort(depth, kind="stable")
@@ -221,7 +222,29 @@ def _stack(iop: np.ndarray, positions: list[np.ndarray], path: Path) -> tuple[np
         )
     step = float(np.median(gaps))
     irregular = bool(gaps.max() - gaps.min() > 0.01 * step + 1e-3)
-    return order, step, irregular
+    return order, step, depth[order] if irregular else None
+
+
+def _regular_slices(stack: np.ndarray, depths: np.ndarray, step: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Slices acquired at irregular ``depths`` (a missing slice, a gap) interpolated linearly onto a regular grid
+    of ``step`` from the first to the last depth, so the affine (one step) is true for every slice and distances
+    and volumes in mm stay right. Returns the float32 stack and what was done (for the image's tags)."""
+    count = int(round((depths[-1] - depths[0]) / step)) + 1
+    targets = depths[0] + step * np.arange(count)
+    upper = np.clip(np.searchsorted(depths, targets, side="left"), 1, len(depths) - 1)
+    lower = upper - 1
+    weight = ((targets - depths[lower]) / (depths[upper] - depths[lower])).clip(0.0, 1.0)
+    shape = (count,) + (1,) * (stack.ndim - 1)
+    values = stack.astype(np.float32)
+    regular = values[lower] * (1 - weight).reshape(shape) + values[upper] * weight.reshape(shape)
+    gaps = np.diff(depths)
+    note = {
+        "resampled_to_regular_step_mm": round(step, 4),
+        "acquired_gaps_mm": [round(float(gaps.min()), 4), round(float(gaps.max()), 4)],
+        "acquired_slices": len(depths),
+        "slices": count,
+    }
+    return regular.astype(np.float32), note
 
 
 def _affine(iop: np.ndarray, spacing: np.ndarray, origin: np.ndarray | None, step: float | None) -> np.ndarray:
@@ -303,9 +326,10 @@ def _read_file(path: Path, header: Dataset) -> MedicalImage:
         )
     positions = _frame_positions(ds, count)
     if positions is not None:
-        order, step, irregular = _stack(iop, positions, path)
+        order, step, depths = _stack(iop, positions, path)
         frames, origin = frames[order], positions[order[0]]
-        extra["irregular_slice_spacing"] = irregular
+        if depths is not None:
+            frames, extra["irregular_slice_spacing"] = _regular_slices(frames, depths, step)
     else:
         step = _nominal_step(ds, count)
         extra["geometry"] = "no per-frame positions; frame step from header"
@@ -371,8 +395,9 @@ def _read_series(folder: Path, series_uid: str | None) -> MedicalImage:
     iop, spacing, _ = _plane(first)
     positions = [_plane(ds)[2] for _, ds in members]
     extra: dict[str, Any] = {"slices": len(members)}
+    depths = None
     if all(p is not None for p in positions):
-        order, step, extra["irregular_slice_spacing"] = _stack(iop, positions, folder)
+        order, step, depths = _stack(iop, positions, folder)
     else:
         order = np.argsort([int(ds.get("InstanceNumber") or 0) for _, ds in members], kind="stable")
         step = _nominal_step(first, len(members))
@@ -386,6 +411,8 @@ def _read_series(folder: Path, series_uid: str | None) -> MedicalImage:
         slices.append(pixels[0])
         rescales.append(rescale)
     stack = np.stack([s.astype(np.float32) for s in slices] if any(rescales) else slices)
+    if depths is not None:
+        stack, extra["irregular_slice_spacing"] = _regular_slices(stack, depths, step)
     origin = positions[order[0]]
     affine = _affine(iop, spacing, origin, step)
     return _image(_channel_first(stack, True), affine, first, photometric, rescales[0], folder, **extra)
