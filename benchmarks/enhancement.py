@@ -117,7 +117,7 @@ def run_experiment(
         out=out,
         overrides={
             "enhancement": settings,
-            "training": {"max_minutes": minutes, "epochs": 1000, "num_threads": threads},
+            "training": {"max_minutes": minutes, "num_threads": threads},  # no --epochs: the budget decides
         },
     )
     started = time.perf_counter()

@@ -91,7 +91,7 @@ def run_model(name: str, train_csv: Path, test_csv: Path, workdir: Path, minutes
             out=out,
             overrides={
                 "generation": {"model": name, "image_size": 64, "modality": "MR", "val_fraction": 0.05},
-                "training": {"max_minutes": minutes, "epochs": 10_000, "seed": 0},
+                "training": {"max_minutes": minutes, "seed": 0},  # no --epochs: the budget decides
             },
         )
         train_generator(request, quiet=True)
