@@ -240,3 +240,86 @@ def test_outputs_are_readable_by_others(trained_run: Path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+# ------------------------------------------------------------------------------------------------
+# the classical baseline beside the model (issue 12)
+
+
+def _evaluate_json(run: Path, manifests, out: Path) -> dict:
+    assert main(["classify", "evaluate", str(run), "--data", str(manifests["test"]), "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _copy_run(run: Path, target: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, target))
+
+
+def test_training_stores_a_json_baseline_that_evaluate_scores_beside_the_model(
+    trained_run: Path, manifests, tmp_path: Path, capsys
+):
+    from medlearn.evaluation.baselines.classification import NAME
+
+    stored = (trained_run / "baseline.json").read_text()
+    assert json.loads(stored)["classes"] == ["no", "yes"]
+    (held_out,) = trained_run.glob("*_metrics.json")  # test_metrics.json, or val_metrics.json without a test part
+    assert NAME in json.loads(held_out.read_text())["baseline"]
+    capsys.readouterr()
+    metrics = _evaluate_json(trained_run, manifests, tmp_path / "m.json")
+    scores = metrics["baseline"][NAME]
+    for key in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1"):
+        assert 0.0 <= scores[key] <= 1.0, key
+    comparison = metrics["baseline_comparison"]
+    assert comparison["metric"] == "balanced_accuracy" and comparison["baseline_name"] == NAME
+    assert comparison["model"] == metrics["balanced_accuracy"]
+    assert comparison["baseline"] == scores["balanced_accuracy"]
+    assert comparison["beaten"] == (metrics["balanced_accuracy"] > scores["balanced_accuracy"])
+    out = capsys.readouterr().out
+    assert f"classical baseline ({NAME}): accuracy {scores['accuracy']:.4f}" in out
+    assert comparison["text"] in out
+    assert "Classical baseline" in (trained_run / "evaluation-test.html").read_text()
+    assert (trained_run / "baseline.json").read_text() == stored  # the training-time baseline, not a new fit
+
+
+def test_an_old_run_gets_its_baseline_fitted_from_its_split(trained_run: Path, manifests, tmp_path: Path, capsys):
+    reference = _evaluate_json(trained_run, manifests, tmp_path / "reference.json")
+    old = _copy_run(trained_run, tmp_path / "old")
+    (old / "baseline.json").unlink()
+    capsys.readouterr()
+    metrics = _evaluate_json(old, manifests, tmp_path / "m.json")
+    assert (old / "baseline.json").is_file()
+    assert metrics["baseline"] == reference["baseline"]  # same training images, same preprocessing: same baseline
+    assert "fitted now" in metrics["baseline_note"] and "fitted now" in capsys.readouterr().out
+
+
+def test_without_baseline_or_split_evaluation_continues_with_a_note(
+    trained_run: Path, manifests, tmp_path: Path, capsys
+):
+    old = _copy_run(trained_run, tmp_path / "old")
+    (old / "baseline.json").unlink()
+    (old / "split.csv").unlink()
+    capsys.readouterr()
+    metrics = _evaluate_json(old, manifests, tmp_path / "m.json")
+    assert metrics["baseline"] == {} and metrics["baseline_comparison"] is None
+    assert "split.csv" in metrics["baseline_note"]
+    assert metrics["baseline_note"] in capsys.readouterr().out
+    assert "split.csv" in (old / "evaluation-test.html").read_text()
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_a_model_worse_than_its_baseline_is_called_out(trained_run: Path, manifests, tmp_path: Path, capsys):
+    """An untrained network (all weights zero: the same answer for every image) does not beat the baseline."""
+    from safetensors.torch import save_file
+
+    blank = _copy_run(trained_run, tmp_path / "blank")
+    weights = blank / "checkpoints/best/model.safetensors"
+    save_file({k: torch.zeros_like(v) for k, v in load_file(weights).items()}, weights)
+    capsys.readouterr()
+    metrics = _evaluate_json(blank, manifests, tmp_path / "m.json")
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)
+    assert metrics["baseline_comparison"]["beaten"] is False
+    assert "does NOT beat its classical baseline" in capsys.readouterr().out
+    html = (blank / "evaluation-test.html").read_text()
+    assert "<strong>Warning:</strong> The model does NOT beat its classical baseline" in html

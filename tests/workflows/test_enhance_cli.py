@@ -250,3 +250,53 @@ def test_enhancement_models_start_as_the_identity_or_bicubic(name, scale):
     expected = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
     assert y.shape == (1, 1, 37 * scale, 41 * scale)
     assert torch.allclose(y, expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# the common baseline keys and the plain-words comparison (issue 12)
+
+
+def test_evaluate_writes_the_common_baseline_keys_and_prints_the_comparison(
+    denoise_run: Path, data, tmp_path: Path, capsys
+):
+    out = tmp_path / "metrics.json"
+    args = ["enhance", "evaluate", str(denoise_run), "--data", str(data["test"]), "--max-slices", "1"]
+    capsys.readouterr()
+    assert main([*args, "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["baseline"] == metrics["baselines"]  # the old key stays for the benchmarks
+    assert set(metrics["baseline"]) == {"nl_means", "bilateral", "tv"}
+    comparison = metrics["baseline_comparison"]
+    assert comparison["metric"] == "psnr" and comparison["baseline_name"] == metrics["best_baseline"]
+    assert comparison["model"] == metrics["psnr"]
+    assert comparison["baseline"] == metrics["baseline"][metrics["best_baseline"]]["psnr"]
+    assert comparison["beaten"] == (metrics["gain_over_best_baseline_db"] > 0)
+    assert comparison["text"] in capsys.readouterr().out
+
+    bare = tmp_path / "bare.json"
+    assert main([*args, "--json", str(bare), "--no-baselines"]) == 0
+    without = json.loads(bare.read_text())
+    assert without["baseline"] == {} and without["baseline_comparison"] is None
+
+
+def test_a_denoiser_that_does_not_beat_the_classical_baselines_is_called_out(
+    denoise_run: Path, data, tmp_path: Path, capsys
+):
+    """All weights zero: the residual denoiser returns its noisy input, which every classical denoiser beats."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    blank = Path(shutil.copytree(denoise_run, tmp_path / "blank"))
+    weights = blank / "checkpoints/best/model.safetensors"
+    save_file({k: torch.zeros_like(v) for k, v in load_file(weights).items()}, weights)
+    out, report = tmp_path / "metrics.json", tmp_path / "report.html"
+    capsys.readouterr()
+    args = ["enhance", "evaluate", str(blank), "--data", str(data["test"]), "--max-slices", "1"]
+    assert main([*args, "--json", str(out), "--report", str(report)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["psnr"] == pytest.approx(metrics["degraded"]["psnr"])  # the identity
+    assert metrics["baseline_comparison"]["beaten"] is False
+    assert "does NOT beat its classical baseline" in capsys.readouterr().out
+    assert "<strong>Warning:</strong> The model does NOT beat its classical baseline" in report.read_text()

@@ -104,9 +104,23 @@ def evaluate(
     from medlearn.workflows.classification_evaluate import evaluate_run
 
     result = evaluate_run(run_dir, data, json_path=json_out, positive=positive, report_path=report, strict=strict)
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
     for name in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1"):
-        low, high = result.metrics.get(f"{name}_ci", (float("nan"), float("nan")))
-        typer.echo(f"{name:>18}: {result.metrics[name]:.4f}  (95% CI {low:.4f}-{high:.4f})")
+        low, high = result.metrics.get(f"{name}_ci") or (None, None)
+        typer.echo(f"{name:>18}: {number(result.metrics[name])}  (95% CI {number(low)}-{number(high)})")
+    for name, values in (result.metrics.get("baseline") or {}).items():
+        typer.echo(
+            f"classical baseline ({name}): accuracy {number(values.get('accuracy'))}, balanced_accuracy "
+            f"{number(values.get('balanced_accuracy'))}, auc {number(values.get('auc'))}"
+        )
+    comparison = result.metrics.get("baseline_comparison")
+    if comparison:
+        typer.echo(comparison["text"])
+    if result.metrics.get("baseline_note"):
+        typer.echo(result.metrics["baseline_note"])
     typer.echo(f"report: {result.report}")
 
 

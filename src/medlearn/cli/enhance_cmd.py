@@ -138,6 +138,8 @@ def evaluate_command(
     for name, values in rows:
         typer.echo(f"{name:>10}: PSNR {_number(values.get('psnr'))} dB, SSIM {_number(values.get('ssim'), 3)}")
     typer.echo(f"    slices: {summary['n_slices']} of {summary['n_images']} file(s), {summary['noise']}, seed {seed}")
+    if summary.get("baseline_comparison"):
+        typer.echo(summary["baseline_comparison"]["text"])
     if report_path is not None:
         typer.echo(f"report: {report_path}")
 

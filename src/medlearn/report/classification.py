@@ -10,7 +10,10 @@ turns them into words, tables and figures. Expected shapes of the dictionaries:
 - ``data_summary``: ``counts`` ({split: {class name: count}}), ``duplicate_groups`` (an int, or a
   list of groups, each a list of file names), ``skipped`` (list of file names, ``(file, reason)``
   pairs or ``{"path", "reason"}`` dicts); other keys (``source``, ``split``...) go to a table.
-- ``metrics``: :func:`medlearn.evaluation.classification.metrics_with_intervals` output.
+- ``metrics``: :func:`medlearn.evaluation.classification.metrics_with_intervals` output; with the key
+  ``baseline`` ({name: {metric: value}}, possibly empty), also ``baseline_comparison``
+  (:meth:`medlearn.evaluation.baselines.BaselineComparison.to_dict`) and ``baseline_note``, the summary
+  shows the model beside its classical baseline and warns when the model does not beat it.
 - ``calibration``: ``ece_before``, ``ece_after``, ``temperature``, ``probs_calibrated``.
 - ``gradcam``: {"true positive" | "false positive" | "true negative" | "false negative": list of
   ``(image HxW, cam HxW, caption)``}; a missing or empty category is reported as "none".
@@ -26,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.baselines.classification import DESCRIPTION as _LOGISTIC_BASELINE
+from medlearn.evaluation.baselines.classification import NAME as _LOGISTIC_NAME
 from medlearn.evaluation.classification import METRIC_NAMES, as_probability_matrix, confusion
 from medlearn.report import plots
-from medlearn.report.html import Markup, Report, escape
+from medlearn.report.html import Markup, Report, escape, table_html
 
 SECTION_TITLES = (
     "Summary for clinicians",
@@ -53,6 +58,8 @@ _METRIC_LABELS = {
     "precision": ("Precision (PPV)", "share of flagged cases that are truly positive (depends on prevalence)"),
     "f1": ("F1 score", "harmonic mean of precision and sensitivity"),
 }
+#: Plain-words descriptions of the classical baselines, by the name they are stored under.
+_BASELINE_DESCRIPTIONS = {_LOGISTIC_NAME: _LOGISTIC_BASELINE}
 _MULTICLASS_MEANING = {
     "sensitivity": "mean over classes of the share of each class recognised (macro recall)",
     "specificity": "mean over classes of the share of other-class images not assigned to it",
@@ -136,6 +143,22 @@ def _summary_section(
     cm: np.ndarray,
     calibration: Mapping[str, Any] | None,
 ) -> None:
+    """The highlighted first section: what was done, the headline figures, what they mean, the classical
+    baseline and the caveats."""
+    _summary_intro(report, summary, data_summary, metrics, class_names, cm)
+    _summary_meaning(report, summary, metrics, class_names, positive, cm)
+    _baseline_part(report, metrics)
+    _summary_caveats(report, summary, data_summary, calibration)
+
+
+def _summary_intro(
+    report: Report,
+    summary: Mapping[str, Any],
+    data_summary: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    class_names: Sequence[str],
+    cm: np.ndarray,
+) -> None:
     binary = len(class_names) == 2
     sizes = _split_sizes(data_summary)
     n_test = int(metrics.get("n") or cm.sum())
@@ -169,45 +192,20 @@ def _summary_section(
         stats.append((label, _value(name, metrics.get(name)), f"{level}% CI {ci}" if ci != "–" else ""))
     report.add_stats(None, stats)
 
-    meaning: list[str] = []
-    if binary:
-        pos_name, neg_name = class_names[positive], class_names[1 - positive]
-        pos_desc = summary.get("positive_description") or f"cases labelled “{pos_name}”"
-        neg_desc = summary.get("negative_description") or f"cases labelled “{neg_name}”"
-        sens, spec = metrics.get("sensitivity"), metrics.get("specificity")
-        sens_ci = _interval(metrics.get("sensitivity_ci"), True)
-        spec_ci = _interval(metrics.get("specificity_ci"), True)
-        meaning.append(
-            f"Of 100 {pos_desc}, the model flags about {_per_100(sens)} and misses about "
-            f"{_per_100(1 - float(sens)) if _finite(sens) else 'an unknown number'} "
-            f"(sensitivity {_pct(sens)}, {level}% CI {sens_ci})."
-        )
-        meaning.append(
-            f"Of 100 {neg_desc}, it correctly clears about {_per_100(spec)} and raises a false alarm for "
-            f"about {_per_100(1 - float(spec)) if _finite(spec) else 'an unknown number'} "
-            f"(specificity {_pct(spec)}, {level}% CI {spec_ci})."
-        )
-        prevalence = cm[positive].sum() / max(cm.sum(), 1)
-        if _finite(metrics.get("precision")):
-            meaning.append(
-                f"In this test set, {_pct(prevalence, 0)} of images were “{pos_name}”, and when the model "
-                f"flagged an image it was right {_pct(metrics['precision'], 0)} of the time. Where the "
-                "condition is rarer (as in most screening settings) a larger share of alarms will be false."
-            )
+
+def _summary_meaning(
+    report: Report,
+    summary: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    class_names: Sequence[str],
+    positive: int,
+    cm: np.ndarray,
+) -> None:
+    level = int(round(100 * float(metrics.get("ci_level", 0.95))))
+    if len(class_names) == 2:
+        meaning = _binary_meaning(summary, metrics, class_names, positive, cm, level)
     else:
-        recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
-        present = cm.sum(axis=1) > 0
-        meaning.append(
-            f"Averaged over the {len(class_names)} classes, the model assigns about "
-            f"{_per_100(metrics.get('balanced_accuracy'))} of every 100 images to their correct class."
-        )
-        if present.any():
-            worst = int(np.argmin(np.where(present, recall, np.inf)))
-            best = int(np.argmax(np.where(present, recall, -np.inf)))
-            meaning.append(
-                f"It is most reliable for “{class_names[best]}” ({_pct(recall[best])} recognised) and least "
-                f"reliable for “{class_names[worst]}” ({_pct(recall[worst])} recognised)."
-            )
+        meaning = _multiclass_meaning(metrics, class_names, cm)
     meaning.append(
         f"The ranges in brackets are {level}% confidence intervals: with a different test set of the "
         "same size, the result would usually fall inside them."
@@ -217,6 +215,99 @@ def _summary_section(
         "What the numbers mean",
     )
 
+
+def _binary_meaning(
+    summary: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    class_names: Sequence[str],
+    positive: int,
+    cm: np.ndarray,
+    level: int,
+) -> list[str]:
+    meaning: list[str] = []
+    pos_name, neg_name = class_names[positive], class_names[1 - positive]
+    pos_desc = summary.get("positive_description") or f"cases labelled “{pos_name}”"
+    neg_desc = summary.get("negative_description") or f"cases labelled “{neg_name}”"
+    sens, spec = metrics.get("sensitivity"), metrics.get("specificity")
+    sens_ci = _interval(metrics.get("sensitivity_ci"), True)
+    spec_ci = _interval(metrics.get("specificity_ci"), True)
+    meaning.append(
+        f"Of 100 {pos_desc}, the model flags about {_per_100(sens)} and misses about "
+        f"{_per_100(1 - float(sens)) if _finite(sens) else 'an unknown number'} "
+        f"(sensitivity {_pct(sens)}, {level}% CI {sens_ci})."
+    )
+    meaning.append(
+        f"Of 100 {neg_desc}, it correctly clears about {_per_100(spec)} and raises a false alarm for "
+        f"about {_per_100(1 - float(spec)) if _finite(spec) else 'an unknown number'} "
+        f"(specificity {_pct(spec)}, {level}% CI {spec_ci})."
+    )
+    prevalence = cm[positive].sum() / max(cm.sum(), 1)
+    if _finite(metrics.get("precision")):
+        meaning.append(
+            f"In this test set, {_pct(prevalence, 0)} of images were “{pos_name}”, and when the model "
+            f"flagged an image it was right {_pct(metrics['precision'], 0)} of the time. Where the "
+            "condition is rarer (as in most screening settings) a larger share of alarms will be false."
+        )
+    return meaning
+
+
+def _multiclass_meaning(metrics: Mapping[str, Any], class_names: Sequence[str], cm: np.ndarray) -> list[str]:
+    recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+    present = cm.sum(axis=1) > 0
+    meaning = [
+        f"Averaged over the {len(class_names)} classes, the model assigns about "
+        f"{_per_100(metrics.get('balanced_accuracy'))} of every 100 images to their correct class."
+    ]
+    if present.any():
+        worst = int(np.argmin(np.where(present, recall, np.inf)))
+        best = int(np.argmax(np.where(present, recall, -np.inf)))
+        meaning.append(
+            f"It is most reliable for “{class_names[best]}” ({_pct(recall[best])} recognised) and least "
+            f"reliable for “{class_names[worst]}” ({_pct(recall[worst])} recognised)."
+        )
+    return meaning
+
+
+def _baseline_part(report: Report, metrics: Mapping[str, Any]) -> None:
+    """The model beside its classical baseline on the same test images; when the model does not beat it, a
+    warning box says so in plain words (a network that a simple method matches should not be used as is)."""
+    if "baseline" not in metrics:
+        return  # metrics from a caller that scores no baseline
+    title = "Classical baseline"
+    baselines: Mapping[str, Mapping[str, Any]] = metrics.get("baseline") or {}
+    note = metrics.get("baseline_note")
+    if not baselines:
+        report.add_text(note or "No classical baseline was scored for this evaluation.", title, note=True)
+        return
+    comparison: Mapping[str, Any] = metrics.get("baseline_comparison") or {}
+    name = str(comparison.get("baseline_name") or next(iter(baselines)))
+    scores = baselines.get(name) or {}
+    method = _BASELINE_DESCRIPTIONS.get(name, "a classical (non-deep) method fitted on the same training images")
+    rows = [
+        [_METRIC_LABELS[m][0], _value(m, metrics.get(m)), _value(m, scores.get(m))]
+        for m in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
+    ]
+    intro = (
+        f"A network is only worth its cost if it beats a simple method. The baseline “{name}” is {method}; "
+        "it was scored on exactly the same test images as the model."
+    )
+    verdict = str(comparison.get("text") or "")
+    if comparison and not comparison.get("beaten"):
+        verdict_html = f'<div class="callout"><strong>Warning:</strong> {escape(verdict)}</div>'
+    else:
+        verdict_html = f"<p><strong>{escape(verdict)}</strong></p>" if verdict else ""
+    table = table_html(rows, ["metric", "this model", f"classical baseline ({name})"])
+    extra = f'<p class="caption">{escape(note)}</p>' if note else ""
+    report.add_html(Markup(f"<p>{escape(intro)}</p>{verdict_html}{table}{extra}"), title)
+
+
+def _summary_caveats(
+    report: Report,
+    summary: Mapping[str, Any],
+    data_summary: Mapping[str, Any],
+    calibration: Mapping[str, Any] | None,
+) -> None:
+    dataset = summary.get("dataset")
     n_groups, _ = _duplicate_groups(data_summary)
     caveats = [
         "All images come from a single source"

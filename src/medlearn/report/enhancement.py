@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from medlearn.report import plots
-from medlearn.report.html import Report, fixed
+from medlearn.report.html import Markup, Report, escape, fixed
 
 SECTION_TITLES = ("Summary", "Comparison", "Examples", "Per-image results", "Training curves", "Configuration")
 MAX_EXAMPLES = 6
@@ -40,6 +40,15 @@ def triplet_png(images: tuple[np.ndarray, np.ndarray, np.ndarray], name: str, me
         title=name,
         cell=2.8,
     )
+
+
+def _baseline_warning(report: Report, summary: Mapping[str, Any]) -> None:
+    """A warning box in plain words when the model does not beat the best classical baseline (PSNR): then the
+    classical method, given the true noise level, is at least as good and costs no training."""
+    comparison = summary.get("baseline_comparison") or {}
+    if comparison and not comparison.get("beaten"):
+        text = str(comparison.get("text", ""))
+        report.add_html(Markup(f'<div class="callout"><strong>Warning:</strong> {escape(text)}</div>'))
 
 
 def write_enhancement_report(
@@ -103,6 +112,7 @@ def write_enhancement_report(
             ),
         ],
     )
+    _baseline_warning(report, summary)
 
     report.add_section("Comparison")
     rows = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,18 +12,35 @@ import torch
 
 from medlearn.data.preload import Preloaded, preload
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.baselines.classification import ClassificationBaseline
 from medlearn.utils.atomic import write_text_atomic
 from medlearn.workflows.classifier import TrainedClassifier, positive_index
 from medlearn.workflows.run_info import data_slug, environment_info, read_history
 
 GRADCAM_PER_CATEGORY = 4
 MONTAGE_SIZE = 16
+BASELINE_FILE = "baseline.json"
+#: The metric that decides whether the model beats its classical baseline. Balanced accuracy judges the same
+#: decisions as accuracy (the most probable class) but is not fooled by class imbalance: always answering the
+#: majority class scores 0.5, not the prevalence. AUC is reported beside it but ranks scores, not decisions.
+PRIMARY_METRIC = "balanced_accuracy"
+BASELINE_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
+
+log = logging.getLogger("medlearn")
 
 
 @dataclass
 class EvaluationResult:
     metrics: dict
     report: Path
+
+
+@dataclass
+class BaselineChoice:
+    """The fitted classical baseline of a run, or why there is none (shown in the JSON and the report)."""
+
+    model: ClassificationBaseline | None
+    note: str | None = None
 
 
 def report_after_training(run_dir: Path, data, settings, fit_result) -> tuple[Path, dict]:
@@ -32,6 +50,8 @@ def report_after_training(run_dir: Path, data, settings, fit_result) -> tuple[Pa
     classifier.temperature = temperature
     part = "test" if len(data.parts["test"]) else "val"
     positive = positive_index(data.classes, settings.positive)
+    seed = int((classifier.config or {}).get("training", {}).get("seed", 0))
+    baseline = _fit_and_store_baseline(run_dir, data.parts["train"], data.labels("train"), data.classes, seed)
     metrics = _evaluate_arrays(
         run_dir / "report.html",
         classifier,
@@ -43,6 +63,7 @@ def report_after_training(run_dir: Path, data, settings, fit_result) -> tuple[Pa
         data_summary=data.summary(),
         montage_source=data.parts["train"],
         history=list(fit_result.history),
+        baseline=baseline,
     )
     metrics["evaluated_on"] = part
     write_text_atomic(run_dir / f"{part}_metrics.json", json.dumps(metrics, indent=2))
@@ -59,11 +80,12 @@ def evaluate_run(
     strict: bool = False,
 ) -> EvaluationResult:
     """``classify evaluate``: metrics of a run's best model on labelled images (CSV, folder or 'br35h')."""
+    from medlearn.data.dedup import assign_groups
     from medlearn.data.sources import load_samples
 
     run_dir = Path(run_dir)
     classifier = TrainedClassifier.from_run_dir(run_dir)
-    samples = load_samples(data)
+    samples = assign_groups(load_samples(data))  # duplicates within the test data are not independent cases
     unknown = sorted({str(s.label) for s in samples if s.label not in classifier.classes})
     if unknown:
         raise MedlearnError(f"labels {unknown} are not among the model's classes {classifier.classes}", data)
@@ -88,6 +110,7 @@ def evaluate_run(
         },
         montage_source=loaded,
         history=history,
+        baseline=_run_baseline(run_dir, classifier),
     )
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(metrics, indent=2))
@@ -106,6 +129,7 @@ def _evaluate_arrays(
     data_summary: dict,
     montage_source: Preloaded,
     history: list[dict],
+    baseline: BaselineChoice,
 ) -> dict:
     from medlearn.evaluation.calibration import expected_calibration_error
     from medlearn.evaluation.classification import metrics_with_intervals, to_jsonable
@@ -114,7 +138,10 @@ def _evaluate_arrays(
     logits = classifier.logits(loaded.arrays)
     raw_probs = _softmax(logits)
     probs = _softmax(logits / classifier.temperature)
-    result: dict = to_jsonable(metrics_with_intervals(labels, probs, positive=positive, n_boot=1000, seed=0))
+    groups = [s.group_key for s in loaded.samples]  # near-duplicates and patients resampled as one unit
+    result: dict = to_jsonable(
+        metrics_with_intervals(labels, probs, positive=positive, n_boot=1000, seed=0, groups=groups)
+    )
     result["positive_class"] = classifier.classes[positive]
     result["ece_uncalibrated"] = float(expected_calibration_error(raw_probs, labels))
     result["ece"] = float(expected_calibration_error(probs, labels))
@@ -123,6 +150,7 @@ def _evaluate_arrays(
         {"path": str(s.path), "label": classifier.classes[y], "prob_positive": float(p[positive])}
         for s, y, p in zip(loaded.samples, labels, probs, strict=False)
     ]
+    result.update(_baseline_results(baseline, loaded.arrays, labels, positive, result))
     config = classifier.config
     write_classification_report(
         report_path,
@@ -149,6 +177,96 @@ def _evaluate_arrays(
         gradcam=_gradcam_examples(classifier, loaded, labels, probs, positive),
     )
     return result
+
+
+def _baseline_results(
+    baseline: BaselineChoice, arrays: np.ndarray, labels: np.ndarray, positive: int, model_metrics: dict
+) -> dict:
+    """``baseline`` ({name: {metric: value}}, scored on the model's own test images) and ``baseline_comparison``
+    (the model against it on :data:`PRIMARY_METRIC`, with the plain-words sentence); a note when there is none."""
+    from medlearn.evaluation.baselines import compare_to_baseline
+    from medlearn.evaluation.classification import classification_metrics, to_jsonable
+
+    out: dict = {"baseline": {}, "baseline_comparison": None}
+    if baseline.note:
+        out["baseline_note"] = baseline.note
+    if baseline.model is None:
+        return out
+    point = classification_metrics(labels, baseline.model.probabilities(arrays), positive)
+    out["baseline"] = {baseline.model.name: to_jsonable({name: point[name] for name in BASELINE_METRICS})}
+    comparison = compare_to_baseline(model_metrics, out["baseline"], PRIMARY_METRIC)
+    if comparison is not None:
+        out["baseline_comparison"] = comparison.to_dict("balanced accuracy")
+    return out
+
+
+def _fit_and_store_baseline(
+    run_dir: Path, train: Preloaded, labels: np.ndarray, classes: list[str], seed: int
+) -> BaselineChoice:
+    """Fit the classical baseline on the training arrays and keep it as RUN_DIR/baseline.json (JSON, no pickle).
+
+    A baseline that cannot be fitted or stored never costs the run its report: the reason becomes a note."""
+    from medlearn.evaluation.baselines.classification import fit_classification_baseline
+
+    try:
+        model = fit_classification_baseline(train.arrays, labels, classes, seed=seed)
+    except MedlearnError as error:
+        log.warning("no classical baseline: %s", error)
+        return BaselineChoice(None, f"No classical baseline could be fitted: {error.problem}")
+    try:
+        model.save(run_dir / BASELINE_FILE)
+    except OSError as error:
+        log.warning("the classical baseline could not be saved in %s: %s", run_dir, error)
+        return BaselineChoice(model, f"The classical baseline was fitted but could not be saved ({error}).")
+    return BaselineChoice(model)
+
+
+def _run_baseline(run_dir: Path, classifier: TrainedClassifier) -> BaselineChoice:
+    """The run's stored baseline; for a run made before baselines existed, one fitted now on the run's
+    training part (``split.csv``, decoded with the run's preprocessing) and stored for the next evaluation."""
+    path = run_dir / BASELINE_FILE
+    if path.is_file():
+        model = ClassificationBaseline.load(path)
+        if model.classes != list(classifier.classes):
+            raise MedlearnError(
+                f"the baseline's classes {model.classes} are not the model's {classifier.classes}; "
+                "delete the file to fit it again",
+                path,
+            )
+        return BaselineChoice(model)
+    try:
+        loaded, listed = _training_part(run_dir, classifier.classes, classifier.preprocessing)
+    except MedlearnError as error:
+        return _no_baseline(f"the run has no {BASELINE_FILE} and none could be fitted: {error}")
+    index = {name: i for i, name in enumerate(classifier.classes)}
+    labels = np.array([index[s.label] for s in loaded.samples], dtype=np.int64)
+    seed = int((classifier.config or {}).get("training", {}).get("seed", 0))
+    choice = _fit_and_store_baseline(run_dir, loaded, labels, list(classifier.classes), seed)
+    if choice.model is not None and choice.note is None:
+        choice.note = (
+            f"The run had no {BASELINE_FILE}: the classical baseline was fitted now on {len(loaded):,} of the "
+            f"{listed:,} training images listed in split.csv and saved for later evaluations."
+        )
+    return choice
+
+
+def _training_part(run_dir: Path, classes: list[str], preprocessing) -> tuple[Preloaded, int]:
+    """The readable training images of a run's ``split.csv`` (of the model's classes), preprocessed as in training,
+    and how many were listed."""
+    from medlearn.data.splits import Split
+
+    split_file = run_dir / "split.csv"
+    if not split_file.is_file():
+        raise MedlearnError("the list of training images is missing", split_file)
+    train = [s for s in Split.from_csv(split_file).train if s.label in classes]
+    if not train:
+        raise MedlearnError("it lists no training images of the model's classes", split_file)
+    return preload(train, preprocessing, description="Decoding the run's training images for the baseline"), len(train)
+
+
+def _no_baseline(reason: str) -> BaselineChoice:
+    log.warning("no classical baseline: %s", reason)
+    return BaselineChoice(None, f"No classical baseline: {reason}.")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -112,6 +112,7 @@ def summarize(results: list[SliceResult], enhancer: TrainedEnhancer, *, seed: in
         best = max(finite, key=finite.get)
         summary["best_baseline"] = best
         summary["gain_over_best_baseline_db"] = summary["psnr"] - finite[best]
+    summary.update(baseline_keys(summary))
     seconds: dict[str, float] = defaultdict(float)
     for r in results:
         for name, value in r.seconds.items():
@@ -132,6 +133,18 @@ def summarize(results: list[SliceResult], enhancer: TrainedEnhancer, *, seed: in
         for image, items in by_image.items()
     ]
     return to_jsonable(summary)
+
+
+def baseline_keys(summary: dict) -> dict:
+    """The keys every task's evaluation writes: ``baseline`` ({name: {"psnr", "ssim"}}, the same means as the
+    older ``baselines``, kept because benchmarks read it) and ``baseline_comparison`` (the model against the best
+    baseline on PSNR, with the plain-words sentence; None when no baseline was run)."""
+    from medlearn.evaluation.baselines import compare_to_baseline
+
+    scores = {name: {metric: values.get(metric) for metric in METRICS} for name, values in summary["baselines"].items()}
+    comparison = compare_to_baseline(summary, scores, "psnr")
+    as_dict = None if comparison is None else comparison.to_dict("PSNR (dB)")
+    return {"baseline": scores, "baseline_comparison": as_dict}
 
 
 def _means(rows: list[dict[str, float]]) -> dict[str, float | None]:
