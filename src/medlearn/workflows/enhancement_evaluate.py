@@ -189,7 +189,11 @@ def evaluate_run(
     settings = enhancer.settings
     samples = enhancement_samples(data)
     slices = load_slices(
-        samples, modality=settings.modality, ct_window=settings.ct_window, min_content=settings.min_content
+        samples,
+        modality=settings.modality,
+        ct_window=settings.ct_window,
+        min_content=settings.min_content,
+        bounds=settings.bounds,  # the run's fixed intensity range when its training files shared one scale
     )
     results = evaluate_slices(enhancer, select_slices(slices, max_slices), seed=seed, baselines=baselines)
     summary = summarize(results, enhancer, seed=seed)
