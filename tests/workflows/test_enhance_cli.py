@@ -300,3 +300,15 @@ def test_a_denoiser_that_does_not_beat_the_classical_baselines_is_called_out(
     assert metrics["baseline_comparison"]["beaten"] is False
     assert "does NOT beat its classical baseline" in capsys.readouterr().out
     assert "<strong>Warning:</strong> The model does NOT beat its classical baseline" in report.read_text()
+
+
+def test_apply_never_overwrites_the_output_of_a_same_named_input(denoise_run: Path, data, tmp_path: Path):
+    png = sorted(data["folder"].glob("*.png"))[-1]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes(png.read_bytes())
+    out = tmp_path / "out"
+    assert (
+        main(["enhance", "apply", str(denoise_run), str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    )
+    assert sorted(p.name for p in out.glob("*.png")) == ["a__x_enhanced.png", "b__x_enhanced.png"]
