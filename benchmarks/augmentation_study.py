@@ -2,7 +2,7 @@
 
 Classic augmentation vs classic + class-conditional GAN samples vs denoising-autoencoder
 pre-training, at 5/10/25/100% of the training labels, several seeds, on one fixed duplicate-aware
-test split; see medlearn.workflows.augmentation_study for the protocol.
+test split; see medlearn.apps.studies.augmentation for the protocol.
 
     .venv/bin/python benchmarks/augmentation_study.py --synthesizer gan          # the full study
     .venv/bin/python benchmarks/augmentation_study.py --arms classic,pretrain-ae  # without the GAN arm
@@ -34,7 +34,7 @@ def load_synthesizer(spec: str | None, gan_minutes: float = 3.0, gan_model: str 
     if not spec or spec == "none":
         return None
     if spec == "gan":
-        from medlearn.workflows.generation_synthesizer import conditional_gan_synthesizer
+        from medlearn.apps.generation.synthesizer import conditional_gan_synthesizer
 
         return conditional_gan_synthesizer(model=gan_model, minutes=gan_minutes)
     target = spec
@@ -105,7 +105,7 @@ def markdown(document: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from medlearn.workflows.augmentation_study import ARMS, StudySettings
+    from medlearn.apps.studies.augmentation import ARMS, StudySettings
 
     defaults = StudySettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -136,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from medlearn.workflows.augmentation_study import StudySettings, run_study
+    from medlearn.apps.studies.augmentation import StudySettings, run_study
 
     args = parse_args(argv)
     if args.table_only:

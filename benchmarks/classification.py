@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from inference_speed import measure_inference  # noqa: E402
-from medlearn.workflows.classification_run import TrainRequest, train_classifier  # noqa: E402
+from medlearn.apps.classification.train import TrainRequest, train_classifier  # noqa: E402
 from results_table import replace_section  # noqa: E402
 
 METHODS = {

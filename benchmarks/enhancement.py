@@ -100,8 +100,8 @@ def run_experiment(
     name: str, csvs: dict[str, Path], workdir: Path, *, minutes: float, threads: int | None, max_slices: int
 ) -> dict:
     """Train under the budget, evaluate on the test CSV; metrics, times and the target as one row."""
-    from medlearn.workflows.enhancement_evaluate import evaluate_run
-    from medlearn.workflows.enhancement_run import EnhancementTrainRequest, train_enhancer
+    from medlearn.apps.enhancement.evaluate import evaluate_run
+    from medlearn.apps.enhancement.train import EnhancementTrainRequest, train_enhancer
 
     experiment = EXPERIMENTS[name]
     out = workdir / "runs" / name

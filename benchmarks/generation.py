@@ -49,7 +49,7 @@ def write_manifests(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def train_feature_classifier(train_csv: Path, out: Path, minutes: float) -> Path:
-    from medlearn.workflows.classification_run import TrainRequest, train_classifier
+    from medlearn.apps.classification.train import TrainRequest, train_classifier
 
     if (out / "checkpoints" / "best").is_dir():
         return out
@@ -79,10 +79,10 @@ def nearest_real_quality(fake: np.ndarray, real: np.ndarray) -> dict:
 
 
 def run_model(name: str, train_csv: Path, test_csv: Path, workdir: Path, minutes: float, classifier: Path) -> dict:
-    from medlearn.workflows.generation_data import load_generation_images
-    from medlearn.workflows.generation_evaluate import evaluate_run, matching_labels
-    from medlearn.workflows.generation_run import GenerationTrainRequest, train_generator
-    from medlearn.workflows.generator import TrainedGenerator
+    from medlearn.apps.generation.data import load_generation_images
+    from medlearn.apps.generation.evaluate import evaluate_run, matching_labels
+    from medlearn.apps.generation.model import TrainedGenerator
+    from medlearn.apps.generation.train import GenerationTrainRequest, train_generator
 
     out = workdir / name
     if not (out / "report.html").is_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medlearn.workflows.classifier import TrainedClassifier
+from medlearn.apps.classification.model import TrainedClassifier
 
 BATCH = 256
 ROUNDS = 5

@@ -62,8 +62,8 @@ def run_method(
     seed: int = 0,
 ) -> dict:
     """Train with a wall-clock budget, then evaluate on the test pairs; times and metrics as a row."""
-    from medlearn.workflows.segmentation_evaluate import evaluate_run
-    from medlearn.workflows.segmentation_run import SegmentationTrainRequest, train_segmenter
+    from medlearn.apps.segmentation.evaluate import evaluate_run
+    from medlearn.apps.segmentation.train import SegmentationTrainRequest, train_segmenter
 
     if out.exists():
         import shutil
@@ -115,8 +115,8 @@ def _forward_gflops(model: str, plan: dict) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from medlearn.apps.segmentation.settings import build_segmentation_model
     from medlearn.planning.plan import SegmentationPlan
-    from medlearn.workflows.segmentation_settings import build_segmentation_model
 
     segmentation_plan = SegmentationPlan(**plan)
     network = build_segmentation_model(model, segmentation_plan).eval()
@@ -180,7 +180,7 @@ def nuclei_full_budget(workdir: Path, results: dict, model: str) -> None:
 
 def nuclei_seeds(workdir: Path, results: dict, seeds: tuple[int, ...] = (1, 2)) -> None:
     """The default U-Net at the short budget again with other seeds: how much of a Dice gap is run-to-run noise."""
-    from medlearn.workflows.segmentation_evaluate import evaluate_run
+    from medlearn.apps.segmentation.evaluate import evaluate_run
 
     split = nuclei_split(workdir / "data" / "nuclei")
     first = _row(results["nuclei"], "unet", "min)")
@@ -204,7 +204,7 @@ def nuclei_seeds(workdir: Path, results: dict, seeds: tuple[int, ...] = (1, 2)) 
 
 def nuclei_tta(workdir: Path, results: dict) -> None:
     """Re-score the nuclei runs with flip test-time augmentation (nnU-Net predicts with mirroring on)."""
-    from medlearn.workflows.segmentation_evaluate import evaluate_run
+    from medlearn.apps.segmentation.evaluate import evaluate_run
 
     test_csv = workdir / "data" / "nuclei" / "test.csv"
     for row in results["nuclei"]["rows"]:

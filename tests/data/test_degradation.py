@@ -8,19 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medlearn.data.degradation import (
-    RandomDegradation,
-    crop_to_multiple,
-    degrade,
-    parse_degradation,
-)
-from medlearn.data.enhancement_slices import (
+from medlearn.apps.enhancement.slices import (
     EnhancementPatchDataset,
     enhancement_samples,
     fixed_pair,
     image_slices,
     load_slices,
     validation_pairs,
+)
+from medlearn.data.degradation import (
+    RandomDegradation,
+    crop_to_multiple,
+    degrade,
+    parse_degradation,
 )
 from medlearn.errors import MedlearnError
 from medlearn.io import load

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from medlearn.apps.segmentation.cases import SegmentationCase
 from medlearn.data.patches import PatchAugmentation, PatchDataset, patch_loader
-from medlearn.data.segmentation_cases import SegmentationCase
 from medlearn.planning.plan import SegmentationPlan
 
 

@@ -66,8 +66,8 @@ def test_preprocessing_pads_to_square_and_normalises_mr(planted):
 
 
 def test_ct_window_presets_and_custom_windows():
+    from medlearn.apps.classification.settings import ClassifierSettings
     from medlearn.data.preprocess import parse_ct_window
-    from medlearn.workflows.classification_settings import ClassifierSettings
 
     assert parse_ct_window("lung") == "lung"
     assert parse_ct_window("40,400") == (40.0, 400.0)

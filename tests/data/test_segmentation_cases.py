@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from medlearn.apps.segmentation.cases import class_indices, normalize_for_plan, prepare_case, prepare_image
 from medlearn.data.records import Sample
-from medlearn.data.segmentation_cases import class_indices, normalize_for_plan, prepare_case, prepare_image
 from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io import load, save
 from medlearn.io.geometry import image_from_affine

@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from medlearn.apps.generation.task import AdversarialTask
 from medlearn.engine.checkpoint import load_training_state
 from medlearn.engine.config import TrainConfig
 from medlearn.engine.reproducibility import make_loader_generator
 from medlearn.engine.task import StagedTask
 from medlearn.engine.trainer import Trainer
 from medlearn.models import create_model
-from medlearn.tasks.adversarial import AdversarialTask
 
 
 def _images(count: int = 32) -> TensorDataset:

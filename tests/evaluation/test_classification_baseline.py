@@ -80,11 +80,11 @@ def test_truncated_arrays_in_the_file_are_refused(tmp_path: Path):
 
 def test_learns_a_real_signal_on_held_out_br35h_images(br35h_root: Path):
     """300 real MR slices, near-duplicates grouped before a 70/30 split: well above chance on the held-out part."""
+    from medlearn.apps.classification.settings import ClassifierSettings
     from medlearn.data.dedup import assign_groups
     from medlearn.data.preload import preload
     from medlearn.data.sources import load_samples
     from medlearn.data.splits import split_samples
-    from medlearn.workflows.classification_settings import ClassifierSettings
 
     samples = sorted(load_samples(str(br35h_root)), key=lambda s: str(s.path))[::10]
     split = split_samples(assign_groups(samples), val=0.0, test=0.3, seed=0)
@@ -109,7 +109,7 @@ def test_learns_a_real_signal_on_held_out_br35h_images(br35h_root: Path):
 
 
 def _report_html(tmp_path: Path, baseline_probs: np.ndarray | None, model_probs: np.ndarray, y: np.ndarray) -> str:
-    from medlearn.report.classification import write_classification_report
+    from medlearn.apps.classification.report import write_classification_report
 
     metrics = to_jsonable(metrics_with_intervals(y, model_probs, positive=1, n_boot=50))
     metrics["baseline"] = {}

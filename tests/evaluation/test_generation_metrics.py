@@ -255,7 +255,7 @@ def classifier_run(br35h_root: Path, tmp_path_factory) -> Path:
 
 
 def test_features_from_a_classifier_run(classifier_run: Path, brains):
-    from medlearn.workflows.classifier import TrainedClassifier
+    from medlearn.apps.classification.model import TrainedClassifier
 
     extractor = FeatureExtractor.from_classifier_run(classifier_run)
     assert extractor.description == (

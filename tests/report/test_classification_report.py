@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medlearn.apps.classification.report import SECTION_TITLES, write_classification_report
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from medlearn.evaluation.classification import metrics_with_intervals
-from medlearn.report.classification import SECTION_TITLES, write_classification_report
 
 
 def _brain(rng: np.random.Generator, tumour: bool, size: int = 96) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from medlearn.apps.classification.arrays import train_classifier_on_arrays
+from medlearn.apps.studies import augmentation as study
+from medlearn.apps.studies.augmentation import StudySettings, evaluate_target, run_study
+from medlearn.apps.studies.reconstruction import DenoisingReconstructionTask
 from medlearn.data.label_subsets import nested_label_subsets
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.seed_statistics import mean_interval, verdict
@@ -22,10 +26,6 @@ from medlearn.models.autoencoder import (
     state_digest,
     trunk_state,
 )
-from medlearn.tasks.reconstruction import DenoisingReconstructionTask
-from medlearn.workflows import augmentation_study as study
-from medlearn.workflows.augmentation_study import StudySettings, evaluate_target, run_study
-from medlearn.workflows.classification_arrays import train_classifier_on_arrays
 
 PER_CLASS = 60
 SIZE = 32

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from PIL import Image
 
+from medlearn.apps.classification.data import choose_normalization
+from medlearn.apps.classification.model import TrainedClassifier
+from medlearn.apps.classification.settings import ClassifierSettings
 from medlearn.cli.main import main
 from medlearn.data.records import Sample
 from medlearn.io import load
-from medlearn.workflows.classification_settings import ClassifierSettings
-from medlearn.workflows.classification_train import choose_normalization
-from medlearn.workflows.classifier import TrainedClassifier
 
 
 def _write_images(folder: Path, gains: list[float]) -> list[Sample]:

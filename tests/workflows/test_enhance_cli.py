@@ -13,10 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from medlearn.apps.enhancement.apply import read_enhancement_mark
 from medlearn.cli.main import main
 from medlearn.io import load, save
 from medlearn.io.geometry import image_from_affine
-from medlearn.workflows.enhancement_apply import read_enhancement_mark
 
 SIDE = 96
 #: Tiny models and short validation so that a run takes seconds on two shared CPU cores.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medlearn.report.enhancement import write_enhancement_report
-from medlearn.workflows.enhancement_evaluate import baseline_keys
+from medlearn.apps.enhancement.evaluate import baseline_keys
+from medlearn.apps.enhancement.report import write_enhancement_report
 
 
 def _summary(model_psnr: float, baseline_psnr: float) -> dict:

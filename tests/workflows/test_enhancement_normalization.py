@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medlearn.data.enhancement_slices import load_slices
+from medlearn.apps.enhancement.settings import EnhancerSettings
+from medlearn.apps.enhancement.slices import load_slices
+from medlearn.apps.enhancement.train import choose_normalization
 from medlearn.data.records import Sample
-from medlearn.workflows.enhancement_run import choose_normalization
-from medlearn.workflows.enhancement_settings import EnhancerSettings
 
 
 def _write(folder: Path, gains: list[float]) -> list[Sample]:

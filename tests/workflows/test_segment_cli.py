@@ -81,8 +81,8 @@ def test_train_writes_plan_checkpoints_and_report(nuclei_run: Path):
 def test_run_keeps_its_architecture_when_a_model_default_changes(nuclei_run: Path, monkeypatch):
     import yaml
 
+    from medlearn.apps.segmentation.model import TrainedSegmenter
     from medlearn.models import unet as unet_module
-    from medlearn.workflows.segmenter import TrainedSegmenter
 
     recorded = yaml.safe_load((nuclei_run / "config.yaml").read_text())["segmentation"]["model_kwargs"]
     assert recorded["num_res_units"] == 2 and "depth" not in recorded  # depth and width come from the plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from medlearn.workflows.segmentation_evaluate import CaseResult, summarize
+from medlearn.apps.segmentation.evaluate import CaseResult, summarize
 
 NAN = float("nan")
 

@@ -20,7 +20,7 @@ def demo(
     """Train on Br35H brain MRI (tumour yes/no) with a duplicate-aware 70/15/15 split, test, write the report."""
     import time
 
-    from medlearn.workflows.classification_run import TrainRequest, train_classifier
+    from medlearn.apps.classification.train import TrainRequest, train_classifier
 
     out = out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     typer.echo(f"medlearn demo: Br35H brain-MRI tumour classification -> {out}")

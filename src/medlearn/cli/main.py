@@ -19,10 +19,20 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from medlearn.cli import classify_cmd, data_cmd, demo_cmd, enhance_cmd, generate_cmd, info_cmd, segment_cmd
+    """The general commands, one group per task of :data:`medlearn.task_list.TASKS` (``medlearn.apps.<name>.cli``),
+    then the studies (which add commands to the task groups)."""
+    import importlib
 
-    for module in (info_cmd, data_cmd, classify_cmd, segment_cmd, generate_cmd, enhance_cmd, demo_cmd):
+    from medlearn.apps.studies import cli as studies_cli
+    from medlearn.cli import data_cmd, demo_cmd, info_cmd
+    from medlearn.task_list import TASKS
+
+    for module in (info_cmd, data_cmd):
         module.register(app)
+    for task in TASKS:
+        importlib.import_module(f"medlearn.apps.{task.name}.cli").register(app)
+    studies_cli.register(app)
+    demo_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from medlearn.data.segmentation_cases import SegmentationCase
+from medlearn.apps.segmentation.cases import SegmentationCase
 from medlearn.errors import MedlearnError
 from medlearn.planning.plan import SegmentationPlan
 

@@ -139,7 +139,7 @@ class FeatureExtractor:
         """
         from dataclasses import replace
 
-        from medlearn.workflows.classifier import TrainedClassifier
+        from medlearn.apps.classification.model import TrainedClassifier
 
         trained = TrainedClassifier.from_run_dir(run_dir, checkpoint=checkpoint)
         preprocessing = trained.preprocessing

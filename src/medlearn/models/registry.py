@@ -1,6 +1,7 @@
 """A model registry in the style of timm: ``@register_model`` on a factory, ``create_model(name)``.
 
-Every task's models live in the same registry; ``task`` says which CLI group may use a model.
+Every task's models live in the same registry; ``task`` (one of :data:`medlearn.task_list.TASKS`) says which
+task's CLI group may use a model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from medlearn.errors import MedlearnError
+from medlearn.task_list import task_names
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register_model(name: str, task: str, summary: str = "") -> Callable[[Callable[..., nn.Module]], Callable]:
     """Register ``factory`` under ``name`` for ``task`` ("classification", "segmentation", ...)."""
+
+    if task not in task_names():
+        raise ValueError(f"model {name!r} names task {task!r}, which is not in medlearn.task_list: {task_names()}")
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
@@ -67,13 +72,6 @@ def model_defaults(name: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
         for p in parameters
         if p.default is not inspect.Parameter.empty and p.name not in skipped and p.kind is p.POSITIONAL_OR_KEYWORD
     }
-
-
-def model_task(name: str) -> str:
-    _import_builtin_models()
-    if name not in _REGISTRY:
-        raise MedlearnError(f"unknown model {name!r}")
-    return _REGISTRY[name].task
 
 
 def _import_builtin_models() -> None:

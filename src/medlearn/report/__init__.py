@@ -1,17 +1,6 @@
-"""Self-contained HTML reports: a task-agnostic page builder, figures, and per-task reports.
-
-``write_classification_report`` (and the figures in ``medlearn.report.plots``) import matplotlib,
-so they are loaded on first use.
-"""
+"""Self-contained HTML reports: the task-agnostic page builder and figures every task's report uses (the reports
+themselves live with their task, ``medlearn.apps.<task>.report``)."""
 
 from medlearn.report.html import Markup, Report, escape, paragraphs, table_html
 
-__all__ = ["Markup", "Report", "escape", "paragraphs", "table_html", "write_classification_report"]
-
-
-def __getattr__(name: str):
-    if name == "write_classification_report":
-        from medlearn.report.classification import write_classification_report
-
-        return write_classification_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["Markup", "Report", "escape", "paragraphs", "table_html"]

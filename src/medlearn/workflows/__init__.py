@@ -1,1 +1,3 @@
-"""End-to-end workflows behind the CLI: data -> split -> train -> evaluate -> report, per task."""
+"""Deprecated location of the task workflows, kept for one release: the README's Python API imported
+``medlearn.workflows.classification_run``, ``.classifier`` and ``.segmenter``; they now live in
+``medlearn.apps.<task>`` and these modules re-export them."""

@@ -1,0 +1,1 @@
+"""Image classification: ``medlearn classify train|evaluate|predict|models``."""

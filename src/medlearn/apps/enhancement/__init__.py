@@ -1,0 +1,1 @@
+"""Denoising and super-resolution: ``medlearn enhance train|apply|evaluate|models``."""

@@ -1,0 +1,1 @@
+"""Image synthesis with GANs: ``medlearn generate train|sample|evaluate|models``."""

@@ -1,0 +1,1 @@
+"""Segmentation, planned from a dataset fingerprint: ``medlearn segment plan|train|evaluate|predict|models``."""

@@ -1,0 +1,164 @@
+"""``medlearn segment plan|train|evaluate|predict|models``: self-configuring segmentation from the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medlearn.apps.common.cli_options import Epochs, MaxMinutes, Precision, Quiet, Resume, parse_overrides
+from medlearn.errors import MedlearnError
+
+segment = typer.Typer(help="Segmentation: plan, train, evaluate and apply 2D/3D models.", no_args_is_help=True)
+
+
+@segment.command("plan")
+def plan_command(
+    data: Annotated[str, typer.Argument(help="CSV with image,mask columns or a folder with images/ and masks/.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the fingerprint and plan as JSON.")] = None,
+    modality: Annotated[str | None, typer.Option(help="Modality if the files do not record it (CT, MR, ...).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a plan value, e.g. --set batch_size=4 (JSON value).")
+    ] = None,
+) -> None:
+    """Fingerprint the dataset (spacings, sizes, foreground intensities, classes) and print the plan."""
+    from medlearn.data.sources import load_pairs
+    from medlearn.planning.fingerprint import fingerprint
+    from medlearn.planning.plan import make_plan
+    from medlearn.utils.atomic import write_text_atomic
+
+    fp = fingerprint(load_pairs(data), modality=modality)
+    plan = make_plan(fp, parse_overrides(overrides or []))
+    _print_plan(plan, fp, f"Segmentation plan for {data}")
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps({"fingerprint": fp.to_dict(), "plan": plan.to_dict()}, indent=2))
+
+
+@segment.command("train")
+def train_command(
+    data: Annotated[
+        str | None, typer.Option(help="Training pairs: CSV (image,mask[,group]) or a folder with images/ and masks/.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    model: Annotated[str | None, typer.Option(help="Segmentation model (see 'medlearn segment models').")] = None,
+    val_data: Annotated[
+        str | None, typer.Option("--val", help="Validation pairs (default: hold out a share of the cases).")
+    ] = None,
+    max_minutes: MaxMinutes = None,
+    epochs: Epochs = None,
+    batches_per_epoch: Annotated[int | None, typer.Option(help="Patch batches per epoch.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
+    modality: Annotated[str | None, typer.Option(help="Modality if the files do not record it (CT, MR, ...).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a plan value, e.g. --set patch_size=[96,96].")
+    ] = None,
+    tta: Annotated[
+        bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation at prediction.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and patch sampling.")] = None,
+    precision: Precision = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with 'segmentation:' and 'training:' settings.")] = None,
+    resume: Resume = None,
+    quiet: Quiet = False,
+) -> None:
+    """Fingerprint the data, plan, train on patches and report on the validation cases."""
+    from medlearn.apps.segmentation.train import SegmentationTrainRequest, resume_segmenter, train_segmenter
+
+    if resume is not None:
+        outcome = resume_segmenter(resume, quiet=quiet)
+    else:
+        if data is None or out is None:
+            raise MedlearnError("segment train needs --data and --out (or --resume RUN_DIR)")
+        request_overrides = {
+            "segmentation": {
+                "model": model,
+                "modality": modality,
+                "batches_per_epoch": batches_per_epoch,
+                "plan_overrides": parse_overrides(overrides or []) or None,
+                "tta": tta,
+            },
+            "training": {"max_minutes": max_minutes, "epochs": epochs, "lr": lr, "seed": seed, "precision": precision},
+        }
+        request = SegmentationTrainRequest.build(
+            data=data, out=out, val_data=val_data, config_file=config, overrides=request_overrides
+        )
+        outcome = train_segmenter(request, quiet=quiet, show_plan=_print_plan)
+    if outcome.metrics:
+        typer.echo(
+            f"validation Dice {_number(outcome.metrics.get('dice'))}, HD95 {_number(outcome.metrics.get('hd95_mm'))} mm"
+        )
+    typer.echo(f"run: {outcome.run_dir}")
+    if outcome.report is not None:
+        typer.echo(f"report: {outcome.report}")
+
+
+@segment.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by 'segment train'.")],
+    data: Annotated[str, typer.Option(help="Labelled pairs: CSV (image,mask) or a folder with images/ and masks/.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here as JSON.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="HTML report path (default: RUN_DIR/evaluation-<data>.html).")
+    ] = None,
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")] = None,
+) -> None:
+    """Dice, IoU, HD95 and ASD (mm) per case and class, in each image's own geometry; JSON and HTML report."""
+    from medlearn.apps.segmentation.evaluate import evaluate_run
+
+    summary, report_path = evaluate_run(run_dir, data, json_path=json_out, report_path=report, tta=tta)
+    for name in ("dice", "iou", "hd95_mm", "asd_mm"):
+        typer.echo(f"{name:>8}: {_number(summary.get(name))}")
+    typer.echo(f"   cases: {summary['cases']} ({summary['cases_with_missed_structure']} with a missed structure)")
+    typer.echo(f"report: {report_path}")
+
+
+@segment.command("predict")
+def predict_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by 'segment train'.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, DICOM series folders or folders of images.")],
+    out: Annotated[Path, typer.Option(help="Folder for masks, DICOM SEG objects and overlays.")] = Path("masks"),
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable input instead of skipping it.")] = False,
+) -> None:
+    """Write a mask per input in its own format and geometry (DICOM in: DICOM SEG too) and a PNG overlay."""
+    from medlearn.apps.segmentation.predict import predict_images
+
+    outcome = predict_images(run_dir, inputs, out, tta=tta, strict=strict)
+    for path, reason in outcome.skipped:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    typer.echo(f"{len(outcome.rows)} masks written to {out} (list: {outcome.table})")
+
+
+@segment.command("models")
+def models_command() -> None:
+    """List the registered segmentation models."""
+    from medlearn.models import list_models
+
+    for entry in list_models("segmentation"):
+        typer.echo(f"{entry.name:<16} {entry.summary}")
+
+
+def _print_plan(plan, fp, title: str = "Segmentation plan") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({len(fp.cases)} cases, {fp.modality})", show_header=False)
+    for key, value in plan.to_dict().items():
+        if key not in ("normalization_reason", "normalization_warning"):
+            table.add_row(key, json.dumps(value))
+    table.add_row("class frequencies", ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_frequencies().items()))
+    console = Console()
+    console.print(table)
+    console.print(f"normalization {plan.normalization}: {plan.normalization_reason}", markup=False, highlight=False)
+    if plan.normalization_warning:
+        console.print(f"warning: {plan.normalization_warning}", style="yellow", markup=False, highlight=False)
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(segment, name="segment")

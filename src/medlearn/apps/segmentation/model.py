@@ -1,0 +1,95 @@
+"""A trained segmentation model rebuilt from its run directory, predicting masks in the input's geometry.
+
+Prediction repeats the training preprocessing (plan spacing, plan normalisation), segments by
+sliding window, then resamples the class *probabilities* (linear) back onto the input's own grid and
+takes the argmax there, as nnU-Net does: resampling a label map instead would make boundaries blocky
+on thick slices. The returned mask has exactly the input's shape and affine, holding the original
+label values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from medlearn.apps.segmentation.settings import SegmenterSettings
+from medlearn.errors import MedlearnError
+from medlearn.io.image import MedicalImage
+from medlearn.planning.plan import SegmentationPlan
+
+
+@dataclass
+class SegmentationPrediction:
+    """The label mask (input geometry, original label values) and the foreground probability maps."""
+
+    mask: MedicalImage
+    probabilities: np.ndarray  # (K, *spatial) on the input's grid, float32
+
+
+@dataclass
+class TrainedSegmenter:
+    model: nn.Module
+    plan: SegmentationPlan
+    settings: SegmenterSettings
+    precision: str = "auto"
+    config: dict | None = None
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedSegmenter:
+        """Rebuild the model from ``config.yaml`` (plan included) and load its safetensors weights."""
+        from medlearn.apps.segmentation.settings import build_segmentation_model, read_segmentation_run
+        from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
+        from medlearn.engine.rundir import RunDir
+
+        run = RunDir.open(run_dir)
+        config, plan, settings = read_segmentation_run(run)
+        model = build_segmentation_model(settings.model, plan, settings.model_kwargs)
+        load_weights(model, checkpoint_weights_file(run.path, checkpoint))
+        model.eval()
+        precision = config.get("training", {}).get("precision", "auto")
+        return cls(model, plan, settings, precision, config)
+
+    @torch.inference_mode()
+    def predict(
+        self, image: MedicalImage, *, tta: bool | None = None, overlap: float | None = None
+    ) -> SegmentationPrediction:
+        """Segment one image; ``tta``/``overlap`` default to the run's settings."""
+        from medlearn.apps.segmentation.cases import prepare_image, resampling_ratio
+        from medlearn.engine.performance import autocast_context, resolve_precision
+        from medlearn.inference.sliding_window import segment_probabilities
+        from medlearn.io.resample import resample_array
+
+        if image.spatial_ndim != len(self.plan.target_spacing):
+            raise MedlearnError(
+                f"the model segments {len(self.plan.target_spacing)}D images, this one is {image.spatial_ndim}D",
+                image.source,
+            )
+        array = torch.from_numpy(prepare_image(image, self.plan))
+        device = torch.device("cpu")
+        precision = resolve_precision(self.precision, device)
+        with autocast_context(precision, device):
+            probabilities = segment_probabilities(
+                self.model,
+                array,
+                self.plan,
+                overlap=self.settings.overlap if overlap is None else overlap,
+                tta=self.settings.tta if tta is None else tta,
+            ).numpy()
+        back = 1.0 / resampling_ratio(image.spacing, self.plan)
+        probabilities = resample_array(probabilities, back, image.spatial_shape, order=1)
+        values = np.asarray(self.plan.labels, dtype=np.uint16 if max(self.plan.labels) > 255 else np.uint8)
+        labels = values[probabilities.argmax(0)][None]
+        mask = dataclasses.replace(
+            image,
+            array=labels,
+            modality="SEG",
+            photometric="MONOCHROME2",
+            rescale=None,
+            tags={"segmentation_of": image.source, "labels": list(self.plan.labels)},
+        )
+        return SegmentationPrediction(mask=mask, probabilities=probabilities)

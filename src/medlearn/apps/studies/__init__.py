@@ -1,0 +1,1 @@
+"""Studies that combine tasks (the label-scarce augmentation study: ``medlearn generate study``)."""
