@@ -14,11 +14,13 @@ demo: setup
 # PYTEST_FLAGS=--require-data (CI): tests whose real data are missing fail instead of skipping.
 test: setup
 	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest $(PYTEST_FLAGS)
 
 lint: setup
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/ruff format --check src tests benchmarks
+	.venv/bin/lint-imports
 
 bench: setup
 	.venv/bin/python benchmarks/classification.py

@@ -6,30 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from medlearn.apps.segmentation.cases import SegmentationCase
+from medlearn.data.cases import Case
 from medlearn.data.patches import PatchAugmentation, PatchDataset, patch_loader
-from medlearn.planning.plan import SegmentationPlan
 
 
-def _plan(patch, dims=3, slice_axis=None) -> SegmentationPlan:
-    return SegmentationPlan(
-        spatial_dims=dims,
-        target_spacing=[1.0] * 3,
-        patch_size=list(patch),
-        batch_size=2,
-        depth=1,
-        normalization="zscore",
-        labels=[0, 1],
-        slice_axis=slice_axis,
-    )
-
-
-def _sparse_case() -> SegmentationCase:
+def _sparse_case() -> Case:
     """A 64^3 volume with a 3^3 lesion: 0.01% foreground, like a small real lesion."""
     labels = np.zeros((64, 64, 64), np.uint8)
     labels[50:53, 10:13, 30:33] = 1
     image = np.random.default_rng(0).normal(size=(1, 64, 64, 64)).astype(np.float32)
-    return SegmentationCase(image=image, labels=labels, name="sparse")
+    return Case(image=image, labels=labels, name="sparse")
 
 
 def _share_with_foreground(dataset: PatchDataset, n: int = 200) -> float:
@@ -38,9 +24,9 @@ def _share_with_foreground(dataset: PatchDataset, n: int = 200) -> float:
 
 def test_foreground_oversampling_makes_small_lesions_visible():
     case = _sparse_case()
-    uniform = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=0.0))
-    oversampled = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=0.33))
-    always = _share_with_foreground(PatchDataset([case], _plan([16, 16, 16]), foreground_fraction=1.0))
+    uniform = _share_with_foreground(PatchDataset([case], [16, 16, 16], foreground_fraction=0.0))
+    oversampled = _share_with_foreground(PatchDataset([case], [16, 16, 16], foreground_fraction=0.33))
+    always = _share_with_foreground(PatchDataset([case], [16, 16, 16], foreground_fraction=1.0))
     assert uniform < 0.05
     assert 0.2 < oversampled < 0.5
     assert always == 1.0
@@ -48,9 +34,9 @@ def test_foreground_oversampling_makes_small_lesions_visible():
 
 def test_patches_are_a_function_of_their_index_and_seed():
     case = _sparse_case()
-    first = PatchDataset([case], _plan([16, 16, 16]), seed=3)
-    again = PatchDataset([case], _plan([16, 16, 16]), seed=3)
-    other = PatchDataset([case], _plan([16, 16, 16]), seed=4)
+    first = PatchDataset([case], [16, 16, 16], seed=3)
+    again = PatchDataset([case], [16, 16, 16], seed=3)
+    other = PatchDataset([case], [16, 16, 16], seed=4)
     assert torch.equal(first[17][0], again[17][0])
     assert not torch.equal(first[17][0], other[17][0])
 
@@ -58,8 +44,8 @@ def test_patches_are_a_function_of_their_index_and_seed():
 def test_slice_wise_plan_takes_2d_patches_from_a_volume_and_pads_small_cases():
     labels = np.zeros((20, 24, 6), np.uint8)
     labels[5:9, 5:9, 2] = 1
-    case = SegmentationCase(image=np.ones((2, 20, 24, 6), np.float32), labels=labels, name="thick")
-    dataset = PatchDataset([case], _plan([32, 32], dims=2, slice_axis=2), foreground_fraction=1.0, augment=False)
+    case = Case(image=np.ones((2, 20, 24, 6), np.float32), labels=labels, name="thick")
+    dataset = PatchDataset([case], [32, 32], slice_axis=2, foreground_fraction=1.0, augment=False)
     image, target = dataset[0]
     assert image.shape == (2, 32, 32) and target.shape == (32, 32)
     assert int(target.sum()) == 16  # the whole lesion slice, padded out to the patch
@@ -131,7 +117,7 @@ def test_sampled_augmentations_follow_their_probabilities():
 
 
 def test_loader_yields_batches_per_epoch_and_is_reproducible_under_its_seed():
-    dataset = PatchDataset([_sparse_case()], _plan([8, 8, 8]))
+    dataset = PatchDataset([_sparse_case()], [8, 8, 8])
     batches = list(patch_loader(dataset, batch_size=4, batches_per_epoch=3, seed=1))
     assert len(batches) == 3 and batches[0][0].shape == (4, 1, 8, 8, 8)
     again = list(patch_loader(dataset, batch_size=4, batches_per_epoch=3, seed=1))
@@ -142,4 +128,38 @@ def test_cases_without_masks_are_refused():
     from medlearn.errors import MedlearnError
 
     with pytest.raises(MedlearnError, match="needs a mask"):
-        PatchDataset([SegmentationCase(np.ones((1, 8, 8, 8), np.float32), None, "x")], _plan([8, 8, 8]))
+        PatchDataset([Case(np.ones((1, 8, 8, 8), np.float32), None, "x")], [8, 8, 8])
+
+
+def test_a_second_image_points_and_boxes_move_with_the_patch():
+    """Every named array of a case goes through the same crop, rotation and flip (paired and box-aware crops)."""
+    labels = np.zeros((48, 48), np.uint8)
+    labels[10:14, 30:38] = 1  # a bar; its box and its centre are annotated too
+    image = labels[None].astype(np.float32) * 5
+    case = Case(
+        image=image,
+        labels=labels,
+        extra_images={"moving": image * 2},
+        points=np.array([[11.5, 33.5], [40.0, 2.0]]),  # the bar's centre and a point the crop drops
+        boxes=np.array([[10.0, 30.0, 13.0, 37.0]]),
+    )
+    turned = PatchAugmentation(angle=np.pi, flips=(1,))
+    patch = turned.apply_case(turned.crop_case(case, (8, 8), (32, 32)))
+    assert patch.extra_images["moving"].shape == (1, 32, 32)
+    np.testing.assert_allclose(patch.extra_images["moving"], 2 * patch.image)
+    (point,) = patch.points  # the second point left the patch
+    rows, cols = np.nonzero(patch.labels)
+    np.testing.assert_allclose(point, [rows.mean(), cols.mean()], atol=0.6)  # the centre stayed on the bar
+    (box,) = patch.boxes
+    np.testing.assert_allclose(box, [rows.min(), cols.min(), rows.max(), cols.max()], atol=1.0)
+
+
+def test_a_2d_patch_of_a_volume_keeps_only_the_points_on_its_slice():
+    case = Case(
+        image=np.zeros((1, 16, 16, 4), np.float32),
+        labels=np.zeros((16, 16, 4), np.uint8),
+        points=np.array([[3.0, 4.0, 1.0], [5.0, 6.0, 2.0]]),
+    )
+    slice_two = case.slice_along(2, 2)
+    assert slice_two.image.shape == (1, 16, 16)
+    np.testing.assert_array_equal(slice_two.points, [[5.0, 6.0]])

@@ -41,9 +41,11 @@ def test_strict_stops_at_the_first_bad_file(mixed):
 def test_disk_cache_is_reused(mixed, tmp_path: Path, monkeypatch):
     cache = tmp_path / "cache"
     first = preload(mixed, ClassificationPreprocessing(image_size=32), cache_dir=cache, show_progress=False)
-    import medlearn.io
+    import medlearn.data.preload
 
-    monkeypatch.setattr(medlearn.io, "load", lambda path: (_ for _ in ()).throw(AssertionError("decoded again")))
+    monkeypatch.setattr(
+        medlearn.data.preload, "load", lambda path: (_ for _ in ()).throw(AssertionError("decoded again"))
+    )
     second = preload(mixed, ClassificationPreprocessing(image_size=32), cache_dir=cache, show_progress=False)
     assert np.array_equal(first.arrays, second.arrays)
     assert second.skipped == first.skipped

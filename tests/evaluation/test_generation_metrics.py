@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import linalg
 
+from medlearn.apps.generation.features import classifier_features
 from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.feature_network import (
@@ -257,7 +258,7 @@ def classifier_run(br35h_root: Path, tmp_path_factory) -> Path:
 def test_features_from_a_classifier_run(classifier_run: Path, brains):
     from medlearn.apps.classification.model import TrainedClassifier
 
-    extractor = FeatureExtractor.from_classifier_run(classifier_run)
+    extractor = classifier_features(classifier_run)
     assert extractor.description == (
         f"penultimate layer of medlearn classifier run {classifier_run} (cls-shallow, 64 px)"
     )
@@ -270,7 +271,7 @@ def test_features_from_a_classifier_run(classifier_run: Path, brains):
         logits = trained.model(torch.from_numpy(classifier_input(images, trained.preprocessing)))
     torch.testing.assert_close(extractor.feature_layer(torch.from_numpy(features).float()), logits)
     with pytest.raises(MedlearnError, match="config.yaml"):
-        FeatureExtractor.from_classifier_run(classifier_run / "checkpoints")
+        classifier_features(classifier_run / "checkpoints")
 
 
 # -------------------------------------------------------------------------------------- evaluator

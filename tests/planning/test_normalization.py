@@ -11,8 +11,8 @@ from PIL import Image
 from medlearn.cli.main import main
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
+from medlearn.io.intensity import apply_normalization
 from medlearn.planning.fingerprint import fingerprint
-from medlearn.planning.normalization import normalize
 from medlearn.planning.plan import make_plan
 
 SIDE = 96
@@ -60,7 +60,10 @@ def test_one_scale_with_a_varying_foreground_share_gets_the_dataset_scheme(tmp_p
     sparse, dense = (np.asarray(Image.open(s.path), np.float32)[None] for s in (samples[0], samples[-1]))
     masks = [np.asarray(Image.open(s.target), bool) for s in (samples[0], samples[-1])]
     for scheme, params, agree in (("dataset", plan.normalization_params, True), ("zscore", {}, False)):
-        levels = [np.median(normalize(x, scheme, params)[0][~m]) for x, m in zip((sparse, dense), masks, strict=True)]
+        levels = [
+            np.median(apply_normalization(x, scheme, params)[0][~m])
+            for x, m in zip((sparse, dense), masks, strict=True)
+        ]
         assert (abs(levels[0] - levels[1]) < 0.1) == agree, scheme
 
 
@@ -118,6 +121,6 @@ def test_segment_plan_prints_the_choice_and_accepts_a_bare_word_override(tmp_pat
 def test_dataset_scheme_normalises_each_channel_with_its_own_parameters():
     array = np.stack([np.full((4, 4), 10.0), np.full((4, 4), 1000.0)])
     params = {"clip_low": [0.0, 0.0], "clip_high": [20.0, 500.0], "mean": [5.0, 250.0], "std": [5.0, 125.0]}
-    out = normalize(array, "dataset", params)
+    out = apply_normalization(array, "dataset", params)
     assert out.dtype == np.float32 and np.allclose(out[0], 1.0) and np.allclose(out[1], 2.0)  # 1000 clipped to 500
     assert array[1, 0, 0] == 1000.0  # the input is not modified

@@ -1,4 +1,7 @@
-"""``medlearn data audit|hybrid``: inspect a dataset; make hybrid segmentation data with exact masks."""
+"""``medlearn data audit|hybrid``: inspect a dataset; make hybrid segmentation data with exact masks.
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``medlearn demo``: the README's main job — a brain-tumour classifier on Br35H, evaluated and reported."""
+"""``medlearn demo``: the README's main job — a brain-tumour classifier on Br35H, evaluated and reported.
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``medlearn info PATH``: what an image file holds (shape, spacing, orientation, values, safe tags)."""
+"""``medlearn info PATH``: what an image file holds (shape, spacing, orientation, values, safe tags).
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

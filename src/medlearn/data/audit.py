@@ -13,6 +13,7 @@ import numpy as np
 from medlearn.data.dedup import DEFAULT_THRESHOLD, assign_groups, find_duplicate_groups
 from medlearn.data.records import Sample
 from medlearn.data.splits import Split, random_split, split_samples, straddling_groups
+from medlearn.io import load
 
 MAX_LISTED_GROUPS = 20
 _PIL_BITS = {"1": 1, "I;16": 16, "I": 32, "F": 32}  # bits per sample of Pillow modes; every other mode has 8
@@ -143,8 +144,6 @@ def _header(path: Path) -> tuple[tuple[int, ...], str, int, int] | None:
     except (OSError, ValueError, Image.DecompressionBombError):
         pass
     try:
-        from medlearn.io import load
-
         image = load(path)
     except Exception:  # noqa: BLE001 - unreadable files are listed (with the reason) by the duplicate scan
         return None

@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from medlearn.data.files import file_fingerprint
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
+from medlearn.io import load, to_grey
 from medlearn.utils.atomic import write_text_atomic
 
 DEFAULT_THRESHOLD = 6
@@ -237,7 +238,6 @@ def _grey_pil(path: Path):
         except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as error:
             raise MedlearnError(f"cannot read the image ({error})", path) from None
         return Image.fromarray(_to_uint8(array if array.ndim == 2 else array.mean(axis=-1))), array
-    from medlearn.io import load, to_grey
 
     image = to_grey(load(path))
     array = image.array[0]

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from medlearn.data.files import find_image_files
 from medlearn.data.hybrid import SHAPES, LesionSpec, insert_lesion
+from medlearn.data.sources import br35h_samples, samples_from_csv
 from medlearn.errors import MedlearnError
+from medlearn.io import load, save
+from medlearn.io.color import to_grey
+from medlearn.io.geometry import image_from_affine
 from medlearn.utils.atomic import atomic_path
 
 
@@ -41,8 +46,6 @@ class HybridSetSpec:
 
 def background_files(source: str) -> list[Path]:
     """``br35h`` -> its tumour-free ('no') images; a CSV (path/image column) or folder -> every image in it."""
-    from medlearn.data.files import find_image_files
-    from medlearn.data.sources import br35h_samples, samples_from_csv
 
     if source.lower() == "br35h":
         return sorted(s.path for s in br35h_samples() if s.label == "no")
@@ -53,9 +56,6 @@ def background_files(source: str) -> list[Path]:
 
 def make_hybrid_set(backgrounds: Sequence[Path], out_dir: Path, spec: HybridSetSpec) -> Path:
     """Write ``spec.count`` hybrid cases (cycling through radius x contrast) and return ``pairs.csv``."""
-    from medlearn.io import load, save
-    from medlearn.io.color import to_grey
-    from medlearn.io.geometry import image_from_affine
 
     if not backgrounds:
         raise MedlearnError("no background images")

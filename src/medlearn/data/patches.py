@@ -1,4 +1,5 @@
-"""Random training patches with foreground oversampling, as nnU-Net samples them.
+"""Random training patches of a :class:`~medlearn.data.cases.Case` with foreground oversampling, as nnU-Net
+samples them.
 
 A third of the patches (``foreground_fraction``) are centred on a voxel of a randomly chosen
 foreground class present in the case, so that a lesion of a few hundred voxels in a 10-million-voxel
@@ -10,21 +11,23 @@ patches, their augmentation and a resumed run reproducible, with or without work
 Augmentation samples its parameters first and then applies them deterministically, as TorchIO's random
 transforms do: rotation and scaling while the patch is cut from the case (what turns into view is the
 case's own tissue around the patch, as nnU-Net's spatial transform samples it), then mirroring, noise,
-blur, brightness, contrast and gamma on the patch.
+blur, brightness, contrast and gamma on the patch. Every named array of a case (images, label map,
+points, boxes) goes through the same crop and spatial transform, so paired images and annotations stay aligned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import product
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from medlearn.apps.segmentation.cases import SegmentationCase
+from medlearn.data.cases import Case
 from medlearn.errors import MedlearnError
-from medlearn.planning.plan import SegmentationPlan
 
 #: Foreground voxel coordinates kept per class and case (bounded memory, as nnU-Net).
 MAX_FOREGROUND_POINTS = 10_000
@@ -72,53 +75,101 @@ class PatchAugmentation:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The patch of ``size`` at ``start`` of a whole case (``image`` ``(C, *spatial)``, ``labels``
         ``(*spatial)``), rotated (first two axes) and scaled about its centre: linear for the image, nearest
-        for the labels.
+        for the labels (see :meth:`crop_case`)."""
+        patch = self.crop_case(Case(image=image, labels=labels), start, size)
+        return patch.image, patch.labels
+
+    def crop_case(self, case: Case, start: Sequence[int], size: Sequence[int]) -> Case:
+        """The patch of ``size`` at ``start`` of a whole case, every named array cut and transformed alike.
 
         Rotating or zooming out brings in the tissue around the patch, read from the case, so image and
         labels stay true to each other and to the anatomy; only beyond the case's edge are both reflected.
         Warping the cut patch instead filled its corners with mirror images of itself (a mirrored cortex
-        or nucleus at every rotated patch's border).
+        or nucleus at every rotated patch's border). Points and boxes move with the image; those that end up
+        outside the patch are dropped (boxes: clipped to it).
         """
-        from scipy import ndimage
-
         start, size = np.asarray(start, dtype=int), np.asarray(size, dtype=int)
+        matrix, centre = self._matrix(case.ndim), start + (size - 1) / 2.0
         if not self.angle and self.zoom == 1.0:
             window = tuple(slice(int(a), int(a + n)) for a, n in zip(start, size, strict=True))
-            return image[(slice(None), *window)], labels[window]
-        ndim = labels.ndim
+            image_of = lambda array: array[(slice(None), *window)]  # noqa: E731
+            label_of = lambda array: array[window]  # noqa: E731
+        else:
+            image_of = lambda array: self._warp(array, matrix, centre, size, order=1)  # noqa: E731
+            label_of = lambda array: self._warp(array[None], matrix, centre, size, order=0)[0]  # noqa: E731
+        to_patch = lambda points: (points - centre) @ np.linalg.inv(matrix).T + (size - 1) / 2.0  # noqa: E731
+        return case.with_arrays(
+            image=image_of(case.image),
+            labels=None if case.labels is None else label_of(case.labels),
+            extra_images={key: image_of(array) for key, array in case.extra_images.items()},
+            points=None if case.points is None else _inside(to_patch(np.asarray(case.points, float)), size),
+            boxes=None if case.boxes is None else _boxes_in(case.boxes, to_patch, size),
+        )
+
+    def _matrix(self, ndim: int) -> np.ndarray:
+        """Output -> input coordinates about the patch centre: rotation in the first two axes, then zoom
+        (> 1 magnifies)."""
         matrix = np.eye(ndim)
         cos, sin = np.cos(self.angle), np.sin(self.angle)
         matrix[:2, :2] = [[cos, -sin], [sin, cos]]
-        matrix /= self.zoom  # output -> input coordinates: zoom > 1 magnifies
+        return matrix / self.zoom
+
+    @staticmethod
+    def _warp(array: np.ndarray, matrix: np.ndarray, centre: np.ndarray, size: np.ndarray, order: int) -> np.ndarray:
+        """``(C, *spatial)`` resampled onto the patch grid, reading only the patch's footprint in the case."""
+        from scipy import ndimage
+
         half = (size - 1) / 2.0
-        centre = start + half
+        shape = array.shape[1:]
         reach = np.abs(matrix) @ half + 2  # half-extent of the patch's footprint in the case, plus interpolation
-        low = np.clip(np.floor(centre - reach).astype(int), 0, labels.shape)
-        high = np.clip(np.ceil(centre + reach).astype(int) + 1, 0, labels.shape)
+        low = np.clip(np.floor(centre - reach).astype(int), 0, shape)
+        high = np.clip(np.ceil(centre + reach).astype(int) + 1, 0, shape)
         footprint = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
         offset = centre - low - matrix @ half
-        shape = tuple(int(n) for n in size)
-        warped = np.stack(
+        out_shape = tuple(int(n) for n in size)
+        return np.stack(
             [
                 ndimage.affine_transform(
-                    np.asarray(channel[footprint], np.float32), matrix, offset, shape, order=1, mode="reflect"
+                    np.asarray(channel[footprint], np.float32 if order else channel.dtype),
+                    matrix,
+                    offset,
+                    out_shape,
+                    order=order,
+                    mode="reflect",
                 )
-                for channel in image
+                for channel in array
             ]
         )
-        warped_labels = ndimage.affine_transform(
-            np.asarray(labels[footprint]), matrix, offset, shape, order=0, mode="reflect"
-        )
-        return warped, warped_labels
 
     def apply(self, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mirroring and the intensity changes on a cut patch: ``image`` ``(C, *spatial)`` (normalised),
-        ``labels`` ``(*spatial)``; labels only move with flips."""
+        ``labels`` ``(*spatial)``; labels only move with flips (see :meth:`apply_case`)."""
+        patch = self.apply_case(Case(image=image, labels=labels))
+        return patch.image, patch.labels
+
+    def apply_case(self, case: Case) -> Case:
+        """Mirroring of every array (points and boxes too), then the intensity changes of the images (each extra
+        image with the same parameters, so a pair stays comparable)."""
+        size = np.asarray(case.spatial_shape)
+        flipped = case
+        if self.flips:
+            image_axes = tuple(axis + 1 for axis in self.flips)
+            flipped = case.with_arrays(
+                image=np.flip(case.image, axis=image_axes),
+                labels=None if case.labels is None else np.flip(case.labels, axis=self.flips),
+                extra_images={key: np.flip(array, axis=image_axes) for key, array in case.extra_images.items()},
+                points=None if case.points is None else _flip_points(case.points, self.flips, size),
+                boxes=None if case.boxes is None else _flip_boxes(case.boxes, self.flips, size),
+            )
+        return flipped.with_arrays(
+            image=self._intensity(flipped.image),
+            extra_images={key: self._intensity(array) for key, array in flipped.extra_images.items()},
+        )
+
+    def _intensity(self, image: np.ndarray) -> np.ndarray:
+        """Noise, blur, brightness, contrast and gamma on ``(C, *spatial)``, as float32."""
         from scipy import ndimage
 
-        if self.flips:
-            image = np.flip(image, axis=tuple(axis + 1 for axis in self.flips))
-            labels = np.flip(labels, axis=self.flips)
         image = np.array(image, dtype=np.float32)
         if self.noise_std:
             image += np.random.default_rng(self.noise_seed).normal(0.0, self.noise_std, image.shape).astype(np.float32)
@@ -132,40 +183,58 @@ class PatchAugmentation:
             low = image.min(axis=tuple(range(1, image.ndim)), keepdims=True)
             span = np.maximum(image.max(axis=tuple(range(1, image.ndim)), keepdims=True) - low, 1e-6)
             image = ((image - low) / span) ** np.float32(self.gamma) * span + low
-        return image.astype(np.float32, copy=False), labels
+        return image.astype(np.float32, copy=False)
+
+
+def image_and_labels(patch: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    """A segmentation batch item: the image and its label map as int64."""
+    return torch.from_numpy(np.ascontiguousarray(patch.image)), torch.from_numpy(
+        np.ascontiguousarray(patch.labels).astype(np.int64)
+    )
 
 
 class PatchDataset(Dataset):
-    """Patches of ``plan.patch_size`` from prepared cases; 2D plans on volumes take in-plane patches of one slice."""
+    """Patches of ``patch_size`` from prepared cases. A patch with fewer axes than the cases (a 2D network on
+    thick-slice volumes) is cut from one slice along ``slice_axis``. ``to_tensors`` turns an augmented patch
+    (a :class:`Case`) into the batch item the task expects (default: image and label map)."""
 
     def __init__(
         self,
-        cases: Sequence[SegmentationCase],
-        plan: SegmentationPlan,
+        cases: Sequence[Case],
+        patch_size: Sequence[int],
         *,
+        slice_axis: int | None = None,
         foreground_fraction: float = 0.33,
         augment: bool = True,
         seed: int = 0,
+        to_tensors: Callable[[Case], Any] = image_and_labels,
     ) -> None:
         if not cases:
             raise MedlearnError("no training cases")
-        if any(case.labels is None for case in cases):
+        if foreground_fraction > 0 and any(case.labels is None for case in cases):
             raise MedlearnError("every training case needs a mask")
-        self.plan = plan
-        self.slice_axis = plan.slice_axis if len(cases[0].spatial_shape) > plan.spatial_dims else None
-        if len(cases[0].spatial_shape) - (self.slice_axis is not None) != plan.spatial_dims:
-            raise MedlearnError(f"the plan is {plan.spatial_dims}D but the cases are {len(cases[0].spatial_shape)}D")
-        self.cases = [self._padded(case) for case in cases]
+        self.patch_size = [int(n) for n in patch_size]
+        self.slice_axis = slice_axis if cases[0].ndim > len(self.patch_size) else None
+        if cases[0].ndim - (self.slice_axis is not None) != len(self.patch_size):
+            raise MedlearnError(f"the patch is {len(self.patch_size)}D but the cases are {cases[0].ndim}D")
+        self.cases = [case.pad_to(tuple(self._full_patch())) for case in cases]
         self.foreground_fraction = foreground_fraction
         self.augment = augment
         self.seed = seed
+        self.to_tensors = to_tensors
         points_rng = np.random.default_rng(seed)
-        self.foreground = [_foreground_points(case.labels, points_rng) for case in self.cases]
+        self.foreground = [
+            _foreground_points(case.labels, points_rng) if case.labels is not None else [] for case in self.cases
+        ]
 
     def __len__(self) -> int:
         return VIRTUAL_LENGTH
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> Any:
+        return self.to_tensors(self.patch(index))
+
+    def patch(self, index: int) -> Case:
+        """The augmented patch number ``index`` (a pure function of it and the seed)."""
         rng = np.random.default_rng([self.seed, int(index)])
         case_index = int(rng.integers(len(self.cases)))
         case, points = self.cases[case_index], self.foreground[case_index]
@@ -173,35 +242,20 @@ class PatchDataset(Dataset):
         if points and rng.random() < self.foreground_fraction:
             chosen = points[int(rng.integers(len(points)))]
             centre = chosen[int(rng.integers(len(chosen)))]
-        image, labels, start = self._region(case, centre, rng)
-        augmentation = PatchAugmentation.sample(rng, self.plan.spatial_dims) if self.augment else PatchAugmentation()
-        image, labels = augmentation.apply(*augmentation.crop(image, labels, start, self.plan.patch_size))
-        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(
-            np.ascontiguousarray(labels).astype(np.int64)
-        )
+        region, start = self._region(case, centre, rng)
+        augmentation = PatchAugmentation.sample(rng, len(self.patch_size)) if self.augment else PatchAugmentation()
+        return augmentation.apply_case(augmentation.crop_case(region, start, self.patch_size))
 
     # -- internals -----------------------------------------------------------------------------
     def _full_patch(self) -> list[int]:
         """The patch in the case's own axes (a 2D patch on a volume is one voxel thick along the slice axis)."""
-        patch = list(self.plan.patch_size)
+        patch = list(self.patch_size)
         if self.slice_axis is not None:
             patch.insert(self.slice_axis, 1)
         return patch
 
-    def _padded(self, case: SegmentationCase) -> SegmentationCase:
-        """Cases smaller than the patch are padded (image with 0 = the normalised mean, labels with background)."""
-        shape, patch = case.spatial_shape, self._full_patch()
-        pads = [(0, max(0, p - n)) for n, p in zip(shape, patch, strict=True)]
-        if not any(after for _, after in pads):
-            return case
-        image = np.pad(case.image, [(0, 0), *pads])
-        labels = np.pad(case.labels, pads)
-        return SegmentationCase(image=image, labels=labels, name=case.name, sample=case.sample)
-
-    def _region(
-        self, case: SegmentationCase, centre: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Where the patch lies: the case (or, for a 2D plan on a volume, the patch's slice) and the patch's
+    def _region(self, case: Case, centre: np.ndarray | None, rng: np.random.Generator) -> tuple[Case, np.ndarray]:
+        """Where the patch lies: the case (or, for a 2D patch on a volume, the patch's slice) and the patch's
         start in it. Foreground patches are centred on ``centre``, others placed uniformly."""
         shape, patch = np.array(case.spatial_shape), np.array(self._full_patch())
         highest = shape - patch
@@ -209,13 +263,10 @@ class PatchDataset(Dataset):
             start = np.array([rng.integers(top + 1) for top in highest])
         else:
             start = np.clip(np.asarray(centre) - patch // 2, 0, highest)
-        image, labels = case.image, case.labels
         if self.slice_axis is not None:
-            index = int(start[self.slice_axis])
-            image = np.take(image, index, axis=self.slice_axis + 1)
-            labels = np.take(labels, index, axis=self.slice_axis)
+            case = case.slice_along(self.slice_axis, int(start[self.slice_axis]))
             start = np.delete(start, self.slice_axis)
-        return image, labels, start
+        return case, start
 
 
 def _foreground_points(labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -231,8 +282,44 @@ def _foreground_points(labels: np.ndarray, rng: np.random.Generator) -> list[np.
     return points
 
 
+def _inside(points: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The points within the patch (voxel centres 0 .. size - 1, half a voxel of slack)."""
+    keep = np.all((points >= -0.5) & (points <= size - 0.5), axis=1)
+    return points[keep]
+
+
+def _boxes_in(boxes: np.ndarray, to_patch: Callable[[np.ndarray], np.ndarray], size: np.ndarray) -> np.ndarray:
+    """Boxes ``(low..., high...)`` mapped corner by corner into the patch, clipped to it, empty ones dropped."""
+    ndim = len(size)
+    out = []
+    for box in np.asarray(boxes, float):
+        low, high = box[:ndim], box[ndim:]
+        corners = np.array([np.where(pick, high, low) for pick in product((False, True), repeat=ndim)])
+        moved = to_patch(corners)
+        new_low, new_high = np.clip(moved.min(axis=0), 0, size - 1), np.clip(moved.max(axis=0), 0, size - 1)
+        if np.all(new_high > new_low):
+            out.append(np.concatenate([new_low, new_high]))
+    return np.array(out, dtype=float).reshape(-1, 2 * ndim)
+
+
+def _flip_points(points: np.ndarray, axes: Sequence[int], size: np.ndarray) -> np.ndarray:
+    out = np.array(points, dtype=float)
+    for axis in axes:
+        out[:, axis] = size[axis] - 1 - out[:, axis]
+    return out
+
+
+def _flip_boxes(boxes: np.ndarray, axes: Sequence[int], size: np.ndarray) -> np.ndarray:
+    out = np.array(boxes, dtype=float)
+    ndim = len(size)
+    for axis in axes:
+        low, high = out[:, axis].copy(), out[:, axis + ndim].copy()
+        out[:, axis], out[:, axis + ndim] = size[axis] - 1 - high, size[axis] - 1 - low
+    return out
+
+
 def patch_loader(
-    dataset: PatchDataset, *, batch_size: int, batches_per_epoch: int, seed: int = 0, num_workers: int = 0
+    dataset: Dataset, *, batch_size: int, batches_per_epoch: int, seed: int = 0, num_workers: int = 0
 ) -> DataLoader:
     """A loader drawing ``batches_per_epoch`` batches of random patch indices from a seeded sampler."""
     generator = torch.Generator().manual_seed(seed)

@@ -19,6 +19,7 @@ import numpy as np
 from medlearn.data.files import file_fingerprint
 from medlearn.data.records import Sample
 from medlearn.errors import InconsistentDataError, MedlearnError
+from medlearn.io import load
 from medlearn.utils.atomic import atomic_path
 
 Preprocess = Callable[..., np.ndarray]
@@ -56,8 +57,6 @@ def preload(
             raise MedlearnError(problem, path)
         if cached is not None:
             return cached
-
-    from medlearn.io import load
 
     arrays: list[np.ndarray] = []
     kept: list[Sample] = []

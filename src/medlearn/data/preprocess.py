@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from medlearn.errors import MedlearnError, NonFiniteImageError
+from medlearn.io import normalize_intensity, to_grey
 from medlearn.io.image import MedicalImage
+from medlearn.io.intensity import apply_normalization, unit_range, window_bounds
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class ClassificationPreprocessing:
     def stored(self, image: MedicalImage) -> np.ndarray:
         """The image as stored, before any normalisation: middle slice of a volume, grey unless 3 channels are
         kept (a grey image repeated into them), float32, ``(channels, H, W)``; non-finite pixels are an error."""
-        from medlearn.io import to_grey
 
         if image.spatial_ndim == 3:
             image = _middle_slice(image)
@@ -67,19 +68,14 @@ class ClassificationPreprocessing:
 
     def __call__(self, image: MedicalImage) -> np.ndarray:
         """``(channels, image_size, image_size)`` float32 array."""
-        from medlearn.io import normalize_intensity
 
         array = self.stored(image)
         modality = self.modality or image.modality
         options = {"window": parse_ct_window(self.ct_window)} if (self.ct_window and modality == "CT") else {}
         if self.intensity == "unit":
-            from medlearn.io.intensity import unit_range
-
             array = unit_range(array, modality, **options)
         elif self.normalization == "dataset" and modality != "CT":
-            from medlearn.planning.normalization import normalize
-
-            array = normalize(array, "dataset", self.normalization_params)
+            array = apply_normalization(array, "dataset", self.normalization_params)
         else:
             array = np.asarray(normalize_intensity(array, modality, **options), dtype=np.float32)
         return _square_resize(array, self.image_size)
@@ -87,7 +83,6 @@ class ClassificationPreprocessing:
 
 def parse_ct_window(text: str) -> str | tuple[float, float]:
     """A preset name ("lung") or a custom "center,width" in HU ("40,400"), checked."""
-    from medlearn.io.intensity import window_bounds
 
     window: str | tuple[float, float] = text
     if "," in text:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from medlearn.data.dedup import assign_groups
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path
@@ -77,8 +78,6 @@ def make_split(
     (and ``stratify``: a sample's label that is not a class, such as an enhancement file's modality, is not)."""
     samples = list(samples)
     if group_duplicates and len(samples) > 1:
-        from medlearn.data.dedup import assign_groups
-
         kwargs = {} if duplicate_threshold is None else {"threshold": duplicate_threshold}
         samples = assign_groups(samples, **kwargs)
     if stratify and any(s.label for s in samples):

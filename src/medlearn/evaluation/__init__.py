@@ -40,7 +40,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("gradcam_maps", "overlay"):
-        from medlearn.evaluation import gradcam
+        from medlearn.evaluation import gradcam  # on first use: Grad-CAM needs torch hooks most callers never use
 
         return getattr(gradcam, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 FID is usually computed on ImageNet Inception-v3 features, whose weights must be downloaded and
 which know nothing about medical images. Here the features come from one of two sources:
 
-- :meth:`FeatureExtractor.from_classifier_run`: the penultimate layer (the input of the final
+- :func:`medlearn.apps.generation.features.classifier_features`: the penultimate layer (the input of the final
   ``nn.Linear``) of a classifier trained with ``medlearn classify train`` on the same kind of
   images. Its features encode what distinguishes the images clinically (e.g. tumour / no tumour),
   so this is the recommended source.
@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medlearn.data.preprocess import ClassificationPreprocessing
+from medlearn.data.preprocess import ClassificationPreprocessing, _square_resize
 from medlearn.errors import MedlearnError
+from medlearn.io.color import LUMA_WEIGHTS
+from medlearn.io.geometry import image_from_affine
 
 ImageBatch = np.ndarray
 
@@ -120,43 +121,6 @@ class FeatureExtractor:
             batch_size=batch_size,
         )
 
-    @classmethod
-    def from_classifier_run(
-        cls,
-        run_dir: str | Path,
-        *,
-        checkpoint: str = "best",
-        normalise: bool = True,
-        modality: str | None = None,
-        batch_size: int = 64,
-    ) -> FeatureExtractor:
-        """Penultimate features of the classifier of a ``medlearn classify train`` run directory.
-
-        ``modality`` overrides the run's recorded modality for the intensity normalisation of
-        [0, 1] images (needed only when the run trusted its files' modality and they were not
-        JPG/PNG, which count as "OT"). ``normalise=False``: the images are already the classifier's
-        normalised input (they are then only resized and their channels mapped).
-        """
-        from dataclasses import replace
-
-        from medlearn.apps.classification.model import TrainedClassifier
-
-        trained = TrainedClassifier.from_run_dir(run_dir, checkpoint=checkpoint)
-        preprocessing = trained.preprocessing
-        if modality is not None:
-            preprocessing = replace(preprocessing, modality=modality.upper())
-        model_name = (trained.config or {}).get("classification", {}).get("model", type(trained.model).__name__)
-        return cls.from_classifier(
-            trained.model,
-            preprocessing,
-            normalise=normalise,
-            name=f"classifier:{model_name}",
-            description=(
-                f"penultimate layer of medlearn classifier run {run_dir} ({model_name}, {preprocessing.image_size} px)"
-            ),
-            batch_size=batch_size,
-        )
-
 
 def final_linear(model: nn.Module, example: torch.Tensor) -> nn.Linear:
     """The last ``nn.Linear`` that ``model``'s forward pass calls (found by running ``example``).
@@ -194,8 +158,6 @@ def classifier_input(
     CT windowed to [0, 1], so [0, 1] CT images are taken as already windowed and only resized.
     Without ``normalise`` the images are taken as already normalised (only channels and size change).
     """
-    from medlearn.data.preprocess import _square_resize
-    from medlearn.io.geometry import image_from_affine
 
     images = np.asarray(images, dtype=np.float32)
     modality = (preprocessing.modality or "OT").upper()
@@ -211,7 +173,6 @@ def classifier_input(
 
 def map_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """One ``(C, H, W)`` image with ``channels`` channels: grey repeated, or RGB to BT.601 luma."""
-    from medlearn.io.color import LUMA_WEIGHTS
 
     have = image.shape[0]
     if have == channels:

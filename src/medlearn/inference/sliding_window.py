@@ -1,65 +1,85 @@
-"""Whole-image segmentation by overlapping patches, with MONAI's Gaussian-weighted sliding window.
+"""Whole-image inference by overlapping windows: dense maps (MONAI's Gaussian-weighted sliding window) and
+non-dense outputs (points found per window, shifted into the image and merged across overlaps).
 
-Patch predictions are weighted by a Gaussian (sigma = 1/8 of the patch, as nnU-Net) so that the
-less reliable patch borders count less where windows overlap. Memory is bounded by the patch and the
-window batch, not the image, so volumes far larger than a training patch are processed piece by piece;
-only the class-probability map of the whole image is held (on the CPU).
+A :class:`Window` says how to slide: the network's input size (``roi``), the overlap of neighbouring windows,
+how many windows go through the network at once, and, for a network with fewer axes than the image
+(slice-by-slice segmentation of thick-slice volumes), the axis whose slices it sees, a few at a time.
 
-A 2D plan on a volume (slice-by-slice segmentation of thick-slice data) runs the window over each
-slice along the plan's ``slice_axis``, a few slices at a time. Test-time augmentation averages the
-softmax of the identity and of a flip along each spatial axis (``d + 1`` passes rather than nnU-Net's
-``2**d`` mirror combinations: most of the gain for a fraction of the cost on a CPU).
+Dense outputs are weighted by a Gaussian (sigma = 1/8 of the window, as nnU-Net) so that the less reliable
+window borders count less where windows overlap. Memory is bounded by the window and the window batch, not
+the image; only the output map of the whole image is held (on the CPU). Test-time augmentation averages the
+identity and a flip along each spatial axis (``d + 1`` passes rather than nnU-Net's ``2**d`` mirror
+combinations: most of the gain for a fraction of the cost on a CPU).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from medlearn.planning.plan import SegmentationPlan
-
-#: Slices of a volume segmented together by a 2D plan (bounds memory of the stacked batch).
+#: Slices of a volume processed together by a network of one axis less (bounds memory of the stacked batch).
 SLICE_CHUNK = 16
 
 
-def segment_probabilities(
+@dataclass(frozen=True)
+class Window:
+    """How to slide a network over an image (see the module docstring)."""
+
+    roi: tuple[int, ...]
+    overlap: float = 0.5
+    batch: int = 4
+    slice_axis: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        object.__setattr__(self, "roi", tuple(int(n) for n in self.roi))
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.roi)
+
+
+def dense_probabilities(
     model: nn.Module,
     image: torch.Tensor,
-    plan: SegmentationPlan,
+    window: Window,
     *,
-    overlap: float = 0.5,
     tta: bool = False,
-    window_batch: int | None = None,
+    activation: Callable[[torch.Tensor], torch.Tensor] = lambda logits: torch.softmax(logits, dim=1),
 ) -> torch.Tensor:
-    """Class probabilities ``(K, *spatial)`` (float32, CPU) of a prepared ``(C, *spatial)`` image."""
+    """The model's ``activation`` (default: class probabilities) over a ``(C, *spatial)`` image, ``(K, *spatial)``
+    float32 on the CPU."""
     spatial = image.ndim - 1
-    window_batch = window_batch or max(1, plan.batch_size // 2)
-    predictor = _softmax_predictor(model, plan, overlap, window_batch)
-    if spatial == plan.spatial_dims:
-        return _with_flips(predictor, image[None], plan.spatial_dims, tta)[0]
-    if plan.slice_axis is None or spatial != plan.spatial_dims + 1:
-        raise ValueError(f"a {plan.spatial_dims}D plan cannot segment a {spatial}D image")
-    slices = image.movedim(plan.slice_axis + 1, 0)  # (S, C, a, b)
+    predictor = _dense_predictor(model, window, activation)
+    if spatial == window.spatial_dims:
+        return _with_flips(predictor, image[None], window.spatial_dims, tta)[0]
+    if window.slice_axis is None or spatial != window.spatial_dims + 1:
+        raise ValueError(f"a {window.spatial_dims}D window cannot slide over a {spatial}D image")
+    slices = image.movedim(window.slice_axis + 1, 0)  # (S, C, a, b)
     chunks = [
-        _with_flips(predictor, slices[start : start + SLICE_CHUNK], plan.spatial_dims, tta)
+        _with_flips(predictor, slices[start : start + SLICE_CHUNK], window.spatial_dims, tta)
         for start in range(0, slices.shape[0], SLICE_CHUNK)
     ]
-    return torch.cat(chunks).movedim(0, plan.slice_axis + 1)  # (K, ..., S at slice_axis, ...)
+    return torch.cat(chunks).movedim(0, window.slice_axis + 1)  # (K, ..., S at slice_axis, ...)
 
 
-def _softmax_predictor(
-    model: nn.Module, plan: SegmentationPlan, overlap: float, window_batch: int
+def _dense_predictor(
+    model: nn.Module, window: Window, activation: Callable[[torch.Tensor], torch.Tensor]
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     def predict(batch: torch.Tensor) -> torch.Tensor:
         return sliding_window_inference(
             batch,
-            roi_size=list(plan.patch_size),
-            sw_batch_size=window_batch,
-            predictor=lambda x: torch.softmax(model(x).float(), dim=1),
-            overlap=overlap,
+            roi_size=list(window.roi),
+            sw_batch_size=window.batch,
+            predictor=lambda x: activation(model(x).float()),
+            overlap=window.overlap,
             mode="gaussian",
             sigma_scale=0.125,
             padding_mode="constant",
@@ -79,3 +99,74 @@ def _with_flips(
         flipped = predict(torch.flip(batch, dims=(axis,)))
         total += torch.flip(flipped.float().cpu(), dims=(axis,))
     return total / (spatial_dims + 1)
+
+
+# -- non-dense outputs -----------------------------------------------------------------------------------------
+def window_starts(shape: Sequence[int], window: Window) -> list[tuple[int, ...]]:
+    """Start of every window along each axis, evenly spaced so the windows overlap by at least ``overlap`` and
+    the last one ends at the image's edge (an image smaller than the window has one start, 0)."""
+    per_axis = []
+    for size, roi in zip(shape, window.roi, strict=True):
+        if size <= roi:
+            per_axis.append([0])
+            continue
+        stride = max(1, int(roi * (1 - window.overlap)))
+        count = math.ceil((size - roi) / stride) + 1
+        per_axis.append(sorted({int(round(v)) for v in np.linspace(0, size - roi, count)}))
+    return [tuple(start) for start in np.array(np.meshgrid(*per_axis, indexing="ij")).reshape(len(shape), -1).T]
+
+
+def points_by_window(
+    find: Callable[[torch.Tensor], list[tuple[np.ndarray, np.ndarray]]],
+    image: torch.Tensor,
+    window: Window,
+    *,
+    merge_radius: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points a model finds window by window, in the image's voxel coordinates, merged across overlaps.
+
+    ``find`` takes a batch of windows ``(B, C, *roi)`` (padded with 0 where the image is smaller) and returns,
+    per window, ``(points (N, d) in window coordinates, scores (N,))``. Points from overlapping windows that lie
+    within ``merge_radius`` voxels of a higher-scoring one are the same finding and are dropped (greedy
+    non-maximum suppression). Returns ``(points (M, d), scores (M,))``, highest score first.
+    """
+    shape = tuple(image.shape[1:])
+    padded = _pad_to(image, window.roi)
+    starts = window_starts(shape, window)
+    points, scores = [], []
+    for first in range(0, len(starts), window.batch):
+        chunk = starts[first : first + window.batch]
+        batch = torch.stack([padded[(slice(None), *_window_slices(start, window.roi))] for start in chunk])
+        for start, (found, score) in zip(chunk, find(batch), strict=True):
+            found = np.asarray(found, dtype=float).reshape(-1, len(shape)) + np.asarray(start, dtype=float)
+            inside = np.all((found >= 0) & (found <= np.asarray(shape) - 1), axis=1)
+            points.append(found[inside])
+            scores.append(np.asarray(score, dtype=float).reshape(-1)[inside])
+    if not points:
+        return np.zeros((0, len(shape))), np.zeros(0)
+    return merge_points(np.concatenate(points), np.concatenate(scores), merge_radius)
+
+
+def _window_slices(start: Sequence[int], roi: Sequence[int]) -> tuple[slice, ...]:
+    return tuple(slice(s, s + r) for s, r in zip(start, roi, strict=True))
+
+
+def merge_points(points: np.ndarray, scores: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy non-maximum suppression of points: keep the best, drop those within ``radius``, repeat."""
+    order = np.argsort(-scores, kind="stable")
+    points, scores = points[order], scores[order]
+    keep = np.ones(len(points), dtype=bool)
+    for i in range(len(points)):
+        if keep[i]:
+            close = np.linalg.norm(points[i + 1 :] - points[i], axis=1) <= radius
+            keep[i + 1 :] &= ~close
+    return points[keep], scores[keep]
+
+
+def _pad_to(image: torch.Tensor, roi: Sequence[int]) -> torch.Tensor:
+    """``image`` padded with 0 at the far end to at least ``roi`` along every axis."""
+    pads = [max(0, r - n) for n, r in zip(image.shape[1:], roi, strict=True)]
+    if not any(pads):
+        return image
+    flat = [amount for pad in reversed(pads) for amount in (0, pad)]
+    return torch.nn.functional.pad(image, flat)

@@ -30,11 +30,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "normalize_intensity":
-        from medlearn.io.intensity import normalize_intensity
+        from medlearn.io.intensity import normalize_intensity  # on first use: loads MONAI
 
         return normalize_intensity
     if name == "resample_to_spacing":
-        from medlearn.io.resample import resample_to_spacing
+        from medlearn.io.resample import resample_to_spacing  # on first use: loads scipy/torch
 
         return resample_to_spacing
     raise AttributeError(f"module 'medlearn.io' has no attribute {name!r}")

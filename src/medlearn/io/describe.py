@@ -50,7 +50,7 @@ def describe(image: MedicalImage) -> dict[str, Any]:
         summary["provenance"] = ", ".join(marks)
     dicom = image.tags.get("dicom")
     if dicom:
-        from medlearn.io.dicom import SAFE_TAGS
+        from medlearn.io.dicom import SAFE_TAGS  # only for DICOM: describing a PNG or NIfTI need not load pydicom
 
         allowed = set(SAFE_TAGS) | set(_DICOM_KEYS)
         summary["dicom"] = {key: value for key, value in dicom.items() if key in allowed}

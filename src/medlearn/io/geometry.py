@@ -54,3 +54,9 @@ def orientation_code(affine: np.ndarray, ndim: int = 3) -> str:
 
     codes = aff2axcodes(np.asarray(affine, dtype=np.float64))
     return "".join(c if c is not None else "?" for c in codes[: max(1, min(ndim, 3))])
+
+
+def thickest_axis(spacing: tuple[float, ...] | list[float]) -> int:
+    """The slice axis of a volume: the one with the coarsest spacing (the last one on ties)."""
+    spacing = np.asarray(spacing, dtype=float)
+    return int(len(spacing) - 1 - np.argmax(spacing[::-1]))

@@ -29,6 +29,8 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
 """CT window presets as (center, width) in Hounsfield units."""
 
 DEFAULT_CT_WINDOW = "abdomen"
+#: Normalisations chosen per dataset (see :func:`apply_normalization`).
+NORMALIZATION_SCHEMES: tuple[str, ...] = ("ct", "dataset", "zscore")
 SCALING_METHODS = ("percentile", "minmax", "dtype")
 
 
@@ -181,3 +183,36 @@ def normalize_intensity(
         return out
     record = {"modality": modality, **{k: v for k, v in opts.items() if k != "mask"}}
     return dataclasses.replace(image, array=out, tags={**image.tags, "normalization": record})
+
+
+def apply_normalization(array: np.ndarray, scheme: str, params: dict) -> np.ndarray:
+    """``array`` (``(C, *spatial)``) normalised by a dataset-chosen ``scheme`` (:mod:`medlearn.planning.normalization`
+    chooses it and learns ``params``), as float32 (a new array): ``ct`` (fixed clip + z-score), ``dataset`` (fixed
+    clip + z-score per channel) or ``zscore`` (per image and channel, over non-zero voxels with ``nonzero``)."""
+    array = array.astype(np.float32, copy=True)
+    if scheme == "ct":
+        np.clip(array, params["clip_low"], params["clip_high"], out=array)
+        array -= params["mean"]
+        array /= params["std"]
+        return array
+    if scheme == "dataset":
+        for channel, low, high, mean, std in zip(
+            array, params["clip_low"], params["clip_high"], params["mean"], params["std"], strict=True
+        ):
+            np.clip(channel, low, high, out=channel)
+            channel -= mean
+            channel /= std if std > 0 else 1.0
+        return array
+    if scheme != "zscore":
+        raise MedlearnError(f"unknown normalisation {scheme!r} (known: {', '.join(NORMALIZATION_SCHEMES)})")
+    inside = array.any(axis=0) if params.get("nonzero") else None
+    for channel in array:
+        values = channel[inside] if inside is not None else channel
+        if values.size == 0:
+            continue
+        mean, std = float(values.mean()), float(values.std())
+        channel -= mean
+        channel /= std if std > 0 else 1.0
+        if inside is not None:
+            channel[~inside] = 0.0
+    return array

@@ -74,18 +74,18 @@ def detect_format(path: Path) -> str:
 
 def _reader(kind: str, series_uid: str | None) -> Callable[[Path], MedicalImage]:
     if kind == "dicom":
-        from medlearn.io.dicom import read_dicom
+        from medlearn.io.dicom import read_dicom  # each format's library loads only when used
 
         return lambda path: read_dicom(path, series_uid)
     if kind == "nifti":
-        from medlearn.io.nifti import read_nifti
+        from medlearn.io.nifti import read_nifti  # each format's library loads only when used
 
         return read_nifti
     if kind == "nrrd":
-        from medlearn.io.nrrd import read_nrrd
+        from medlearn.io.nrrd import read_nrrd  # each format's library loads only when used
 
         return read_nrrd
-    from medlearn.io.raster import read_raster
+    from medlearn.io.raster import read_raster  # each format's library loads only when used
 
     return lambda path: read_raster(path, kind)
 
@@ -114,15 +114,15 @@ def save(image: MedicalImage, path: str | Path) -> Path:
     path = Path(path)
     suffix = _suffix(path)
     if suffix in (".nii", ".nii.gz"):
-        from medlearn.io.nifti import write_nifti
+        from medlearn.io.nifti import write_nifti  # each format's library loads only when used
 
         return write_nifti(image, path)
     if suffix == ".nrrd":
-        from medlearn.io.nrrd import write_nrrd
+        from medlearn.io.nrrd import write_nrrd  # each format's library loads only when used
 
         return write_nrrd(image, path)
     if suffix == ".png":
-        from medlearn.io.raster import write_png
+        from medlearn.io.raster import write_png  # each format's library loads only when used
 
         return write_png(image, path)
     raise MedlearnError(f"cannot save as {suffix or 'no suffix'!r}; use .nii, .nii.gz, .nrrd or .png", path)

@@ -12,6 +12,6 @@ from medlearn.models import (  # noqa: F401  (imported to register models)
     unet,
     voxel_classifiers,
 )
-from medlearn.models.registry import create_model, list_models, register_model
+from medlearn.models.registry import create_model, list_models, model_defaults, register_model
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "model_defaults", "register_model"]

@@ -34,6 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlearn.errors import MedlearnError
+from medlearn.models.multires import MultiResolutionCNN
+from medlearn.models.registry import create_model
+from medlearn.models.shallow import ShallowCNN
 
 #: Models :func:`feature_trunk` knows, for error messages (ResNets are recognised by their type).
 SUPPORTED = ("cls-multires", "resnet10", "resnet18", "resnet34", "resnet50", "cls-shallow", "densenet121")
@@ -72,9 +75,6 @@ def feature_trunk(model: nn.Module) -> FeatureTrunk:
     whose two components and pair head have no single feature trunk).
     """
     from monai.networks.nets import DenseNet, ResNet
-
-    from medlearn.models.multires import MultiResolutionCNN
-    from medlearn.models.shallow import ShallowCNN
 
     if isinstance(model, MultiResolutionCNN):
         return FeatureTrunk("multires", {"tracts": model.tracts})
@@ -213,7 +213,6 @@ def pretrained_classifier(
 
     The classifier's head (final linear layers, auxiliary heads) keeps its fresh initialisation.
     """
-    from medlearn.models.registry import create_model
 
     model = create_model(name, in_channels=in_channels, num_classes=num_classes, **model_kwargs)
     return copy_trunk(encoder, model)

@@ -1,7 +1,9 @@
 """A model registry in the style of timm: ``@register_model`` on a factory, ``create_model(name)``.
 
 Every task's models live in the same registry; ``task`` (one of :data:`medlearn.task_list.TASKS`) says which
-task's CLI group may use a model.
+task's CLI group may use a model. The built-in models register when :mod:`medlearn.models` is imported, so
+use the package (``from medlearn.models import create_model``): this module imports no model, which keeps
+the registry free of an import cycle with the models that register in it.
 """
 
 from __future__ import annotations
@@ -46,13 +48,11 @@ def register_model(name: str, task: str, summary: str = "") -> Callable[[Callabl
 
 def list_models(task: str | None = None) -> list[ModelEntry]:
     """All registered models, optionally only those of one task, sorted by name."""
-    _import_builtin_models()
     return sorted((e for e in _REGISTRY.values() if task is None or e.task == task), key=lambda e: e.name)
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its factory."""
-    _import_builtin_models()
     if name not in _REGISTRY:
         known = ", ".join(e.name for e in list_models())
         raise MedlearnError(f"unknown model {name!r}; known models: {known}")
@@ -62,7 +62,6 @@ def create_model(name: str, **kwargs) -> nn.Module:
 def model_defaults(name: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """The keyword defaults of ``name``'s factory (minus ``exclude``): what a run records so that a later
     change of a default cannot change the architecture its saved weights are loaded into."""
-    _import_builtin_models()
     if name not in _REGISTRY:
         raise MedlearnError(f"unknown model {name!r}")
     skipped = set(exclude)
@@ -72,8 +71,3 @@ def model_defaults(name: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
         for p in parameters
         if p.default is not inspect.Parameter.empty and p.name not in skipped and p.kind is p.POSITIONAL_OR_KEYWORD
     }
-
-
-def _import_builtin_models() -> None:
-    """Importing the package registers the built-in models (their modules call ``register_model``)."""
-    import medlearn.models  # noqa: F401

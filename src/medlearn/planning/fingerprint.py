@@ -16,6 +16,7 @@ import numpy as np
 
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
+from medlearn.io import load
 from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_scale
 
 #: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost); as many
@@ -123,7 +124,6 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
 
     ``modality`` names it for formats that do not record one (NIfTI, NRRD, TIFF say "OT").
     """
-    from medlearn.io import load
 
     if not samples:
         raise MedlearnError("no image/mask pairs to fingerprint")

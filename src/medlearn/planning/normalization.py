@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medlearn.errors import MedlearnError
+from medlearn.io.intensity import NORMALIZATION_SCHEMES
 
-SCHEMES: tuple[str, ...] = ("ct", "dataset", "zscore")
+SCHEMES = NORMALIZATION_SCHEMES
 #: Foreground shares that differ by this factor (or a case without foreground) "vary a lot".
 SHARE_VARIATION = 4.0
 #: Percent levels of the per-case foreground/background quantiles the fingerprint keeps.
@@ -269,37 +270,6 @@ def _parameters(
         return {key: [float(v) for v in dataset_scale[key]] for key in ("clip_low", "clip_high", "mean", "std")}
     nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
     return {"nonzero": True} if nonzero else {}
-
-
-def normalize(array: np.ndarray, scheme: str, params: dict) -> np.ndarray:
-    """``array`` (``(C, *spatial)``) normalised by ``scheme`` with ``params``, as float32 (a new array)."""
-    array = array.astype(np.float32, copy=True)
-    if scheme == "ct":
-        np.clip(array, params["clip_low"], params["clip_high"], out=array)
-        array -= params["mean"]
-        array /= params["std"]
-        return array
-    if scheme == "dataset":
-        for channel, low, high, mean, std in zip(
-            array, params["clip_low"], params["clip_high"], params["mean"], params["std"], strict=True
-        ):
-            np.clip(channel, low, high, out=channel)
-            channel -= mean
-            channel /= std if std > 0 else 1.0
-        return array
-    if scheme != "zscore":
-        raise MedlearnError(f"unknown normalisation {scheme!r} in the plan (known: {', '.join(SCHEMES)})")
-    inside = array.any(axis=0) if params.get("nonzero") else None
-    for channel in array:
-        values = channel[inside] if inside is not None else channel
-        if values.size == 0:
-            continue
-        mean, std = float(values.mean()), float(values.std())
-        channel -= mean
-        channel /= std if std > 0 else 1.0
-        if inside is not None:
-            channel[~inside] = 0.0
-    return array
 
 
 def pooled_scale(samples: Sequence[np.ndarray]) -> dict[str, list[float]]:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from medlearn.errors import MedlearnError
+from medlearn.inference.sliding_window import Window
 from medlearn.planning.fingerprint import DatasetFingerprint
 from medlearn.planning.normalization import check_scheme, choose_normalization
 
@@ -67,6 +68,10 @@ class SegmentationPlan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def window(self, overlap: float) -> Window:
+        """How inference slides the network over a prepared image: the plan's patch, half its batch per pass."""
+        return Window(self.patch_size, overlap, max(1, self.batch_size // 2), self.slice_axis)
 
     def with_overrides(self, overrides: dict) -> SegmentationPlan:
         """A copy with user overrides (CLI ``--set key=value`` or config), checked for unknown keys. A changed

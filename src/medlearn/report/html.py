@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medlearn import __version__
 from medlearn.utils.atomic import write_text_atomic
 
 
@@ -171,7 +172,7 @@ class Report:
 
     def add_image(self, title: str | None, png: bytes, caption: str = "", alt: str = "", width: str = "") -> Report:
         """Append a PNG (embedded as base64) with an optional caption; ``width`` is a CSS width."""
-        from medlearn.report.plots import png_data_uri
+        from medlearn.report.plots import png_data_uri  # only pages with images need matplotlib
 
         style = f' style="max-width:{escape(width)}"' if width else ""
         img = f'<img src="{png_data_uri(png)}" alt="{escape(alt or title or caption or "figure")}"{style}>'
@@ -202,7 +203,6 @@ class Report:
             f"<h2>{i}. {escape(s.title)}</h2>{''.join(s.blocks)}</section>"
             for i, s in enumerate(self._sections, 1)
         )
-        from medlearn import __version__
 
         stamp = self.generated.strftime("%Y-%m-%d %H:%M %Z").strip()
         subtitle = f'<p class="subtitle">{escape(self.subtitle)}</p>' if self.subtitle else ""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import find_boundaries
 
+from medlearn.io.geometry import thickest_axis
+
 TRUTH_COLOUR = np.array([0.1, 0.9, 0.2], dtype=np.float32)
 PREDICTION_COLOUR = np.array([1.0, 0.15, 0.1], dtype=np.float32)
 
@@ -14,12 +16,6 @@ def display_slice_index(mask: np.ndarray, axis: int) -> int:
     """The slice along ``axis`` holding the most foreground (the middle one when there is none)."""
     counts = (mask > 0).sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
     return int(np.argmax(counts)) if counts.any() else mask.shape[axis] // 2
-
-
-def thickest_axis(spacing: tuple[float, ...] | list[float]) -> int:
-    """The slice axis of a volume: the one with the coarsest spacing (the last one on ties)."""
-    spacing = np.asarray(spacing, dtype=float)
-    return int(len(spacing) - 1 - np.argmax(spacing[::-1]))
 
 
 def grey_for_display(image: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from medlearn.errors import MedlearnError
+from medlearn.utils.yaml_files import read_yaml
 
 T = TypeVar("T")
 
@@ -26,7 +27,6 @@ def merge_layers(
 ) -> dict[str, dict[str, Any]]:
     """Per-section settings: ``defaults``, then the YAML ``config_file``, then ``overrides`` (CLI flags); later
     layers win, and a ``None`` value (a flag not given) never overrides anything."""
-    from medlearn.utils.yaml_files import read_yaml
 
     layers = [defaults, read_yaml(config_file) if config_file is not None else {}, overrides or {}]
     merged: dict[str, dict[str, Any]] = {section: {} for section in defaults}

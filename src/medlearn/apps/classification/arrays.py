@@ -9,16 +9,60 @@ usable by any study that holds its images as arrays (the augmentation study is t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
+from medlearn.data.augment import build_augmentation
+from medlearn.data.dataset import ArrayClassificationDataset
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.reproducibility import make_loader_generator, seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
+from medlearn.models import create_model
+from medlearn.models.autoencoder import copy_trunk, state_digest, trunk_state
 
-if TYPE_CHECKING:
-    from medlearn.apps.studies.augmentation import StudySettings
+
+@dataclass(frozen=True)
+class ArrayTraining:
+    """A fixed-budget training on in-memory arrays (no validation): the model and how it is optimised. Studies
+    build one from their own settings, so these helpers depend on no study."""
+
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    channels: int = 1
+    image_size: int = 64
+    #: Modality of the images, for the augmentation's intensity ranges (None: "OT").
+    modality: str | None = None
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    #: Share of the steps spent on linear warm-up.
+    warmup_share: float = 0.05
+    precision: str = "auto"
+    num_threads: int | None = None
+    #: A time budget per run (the schedule is sized to it), or None.
+    minutes: float | None = None
+
+    def config(self, epochs: int, seed: int) -> TrainConfig:
+        """The engine's settings for ``epochs`` epochs (capped by ``minutes``)."""
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_share * epochs,
+            grad_clip=1.0,
+            seed=seed,
+            max_minutes=self.minutes,
+            channels_last=True,
+            precision=self.precision,
+            num_threads=self.num_threads,
+        )
 
 
 def train_classifier_on_arrays(
@@ -26,7 +70,7 @@ def train_classifier_on_arrays(
     labels: np.ndarray,
     num_classes: int,
     positive: int,
-    settings: StudySettings,
+    training: ArrayTraining,
     seed: int,
     steps: int,
     run_dir: Path,
@@ -38,23 +82,13 @@ def train_classifier_on_arrays(
 
     Returns ``(model, epochs run, steps run, digest of the trunk's initial weights)``. The model's
     random initialisation depends on ``seed`` only, so every arm of a seed starts from the same weights.
-    ``settings`` gives the model, channels, modality (augmentation), batch size and optimisation settings.
+    ``training`` gives the model, channels, modality (augmentation), batch size and optimisation settings.
     """
     from torch.utils.data import DataLoader
 
-    from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
-    from medlearn.data.augment import build_augmentation
-    from medlearn.data.dataset import ArrayClassificationDataset
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.reproducibility import make_loader_generator, seed_everything
-    from medlearn.engine.rundir import RunDir
-    from medlearn.engine.trainer import Trainer
-    from medlearn.models import create_model
-    from medlearn.models.autoencoder import copy_trunk, state_digest, trunk_state
-
     seed_everything(seed)
     model = create_model(
-        settings.model, in_channels=settings.channels, num_classes=num_classes, **settings.model_kwargs
+        training.model, in_channels=training.channels, num_classes=num_classes, **training.model_kwargs
     )
     if init_state is not None:
         copy_trunk(init_state, model)
@@ -63,29 +97,15 @@ def train_classifier_on_arrays(
     except MedlearnError:  # an architecture without a known trunk (classic and gan arms still train)
         init_digest = ""
     generator = make_loader_generator(seed)
-    dataset = ArrayClassificationDataset(images, labels, build_augmentation(settings.modality or "OT", spatial_dims=2))
+    dataset = ArrayClassificationDataset(images, labels, build_augmentation(training.modality or "OT", spatial_dims=2))
     loader = DataLoader(
         dataset,
-        batch_size=settings.batch_size,
+        batch_size=training.batch_size,
         shuffle=True,
         generator=generator,
-        drop_last=len(dataset) > settings.batch_size,
+        drop_last=len(dataset) > training.batch_size,
     )
-    epochs = max(1, round(steps / len(loader)))
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        warmup_epochs=settings.warmup_share * epochs,
-        grad_clip=1.0,
-        seed=seed,
-        max_minutes=settings.minutes_per_run,
-        fit_schedule_to_budget=settings.minutes_per_run is not None,
-        channels_last=True,
-        precision=settings.precision,
-        num_threads=settings.num_threads,
-    )
+    config = training.config(max(1, round(steps / len(loader))), seed)
     task = ClassificationTask(
         num_classes, class_weights=inverse_frequency_weights(labels, num_classes), positive=positive
     )

@@ -1,4 +1,7 @@
-"""``medlearn classify train|evaluate|predict|models``."""
+"""``medlearn classify train|evaluate|predict|models``.
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

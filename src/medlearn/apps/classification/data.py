@@ -10,11 +10,14 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from medlearn.apps.classification.settings import ClassifierSettings
+from medlearn.data.augment import build_augmentation
 from medlearn.data.dataset import ArrayClassificationDataset
 from medlearn.data.preload import Preloaded, preload
 from medlearn.data.records import Sample
-from medlearn.data.splits import PARTS, Split
+from medlearn.data.splits import PARTS, Split, make_split
 from medlearn.errors import MedlearnError
+from medlearn.io import load
+from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
 
 
 @dataclass
@@ -58,7 +61,6 @@ def labelled_classes(samples: Sequence[Sample], source: str) -> list[str]:
 
 def split_with_duplicate_groups(samples: list[Sample], settings: ClassifierSettings, seed: int) -> Split:
     """The task's split (:func:`medlearn.data.splits.make_split`) with the settings' fractions."""
-    from medlearn.data.splits import make_split
 
     return make_split(
         samples,
@@ -74,9 +76,6 @@ def choose_normalization(samples: Sequence[Sample], settings: ClassifierSettings
     """``settings`` with the intensity normalisation chosen from (a seeded subset of) the training images, as the
     segmentation planner chooses it: one fixed scale when the images share one, each image's own otherwise."""
     from dataclasses import replace
-
-    from medlearn.io import load
-    from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
 
     if settings.normalization is not None and settings.normalization_params:
         return settings  # already chosen (a resumed run's settings)
@@ -128,8 +127,6 @@ def make_loaders(data: PreparedData, settings: ClassifierSettings, batch_size: i
     """Training loader (shuffled by the engine-seeded generator, augmented) and validation loader."""
     augment = None
     if settings.augment:
-        from medlearn.data.augment import build_augmentation
-
         augment = build_augmentation(settings.modality or "OT", spatial_dims=2)
     train = ArrayClassificationDataset(data.parts["train"].arrays, data.labels("train"), augment)
     val = ArrayClassificationDataset(data.parts["val"].arrays, data.labels("val"))

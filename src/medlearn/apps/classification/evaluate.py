@@ -12,9 +12,16 @@ import torch
 
 from medlearn.apps.classification.model import TrainedClassifier, positive_index
 from medlearn.apps.common.run_info import data_slug, environment_info, read_history
+from medlearn.data.dedup import assign_groups
 from medlearn.data.preload import Preloaded, preload
+from medlearn.data.sources import load_samples
+from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
-from medlearn.evaluation.baselines.classification import ClassificationBaseline
+from medlearn.evaluation.baselines import compare_to_baseline
+from medlearn.evaluation.baselines.classification import ClassificationBaseline, fit_classification_baseline
+from medlearn.evaluation.calibration import expected_calibration_error, fit_temperature
+from medlearn.evaluation.classification import classification_metrics, metrics_with_intervals, to_jsonable
+from medlearn.evaluation.gradcam import gradcam_maps
 from medlearn.utils.atomic import write_text_atomic
 
 GRADCAM_PER_CATEGORY = 4
@@ -80,8 +87,6 @@ def evaluate_run(
     strict: bool = False,
 ) -> EvaluationResult:
     """``classify evaluate``: metrics of a run's best model on labelled images (CSV, folder or 'br35h')."""
-    from medlearn.data.dedup import assign_groups
-    from medlearn.data.sources import load_samples
 
     run_dir = Path(run_dir)
     classifier = TrainedClassifier.from_run_dir(run_dir)
@@ -131,9 +136,7 @@ def _evaluate_arrays(
     history: list[dict],
     baseline: BaselineChoice,
 ) -> dict:
-    from medlearn.apps.classification.report import write_classification_report
-    from medlearn.evaluation.calibration import expected_calibration_error
-    from medlearn.evaluation.classification import metrics_with_intervals, to_jsonable
+    from medlearn.apps.classification.report import write_classification_report  # loads matplotlib
 
     logits = classifier.logits(loaded.arrays)
     raw_probs = _softmax(logits)
@@ -184,8 +187,6 @@ def _baseline_results(
 ) -> dict:
     """``baseline`` ({name: {metric: value}}, scored on the model's own test images) and ``baseline_comparison``
     (the model against it on :data:`PRIMARY_METRIC`, with the plain-words sentence); a note when there is none."""
-    from medlearn.evaluation.baselines import compare_to_baseline
-    from medlearn.evaluation.classification import classification_metrics, to_jsonable
 
     out: dict = {"baseline": {}, "baseline_comparison": None}
     if baseline.note:
@@ -206,7 +207,6 @@ def _fit_and_store_baseline(
     """Fit the classical baseline on the training arrays and keep it as RUN_DIR/baseline.json (JSON, no pickle).
 
     A baseline that cannot be fitted or stored never costs the run its report: the reason becomes a note."""
-    from medlearn.evaluation.baselines.classification import fit_classification_baseline
 
     try:
         model = fit_classification_baseline(train.arrays, labels, classes, seed=seed)
@@ -253,7 +253,6 @@ def _run_baseline(run_dir: Path, classifier: TrainedClassifier) -> BaselineChoic
 def _training_part(run_dir: Path, classes: list[str], preprocessing) -> tuple[Preloaded, int]:
     """The readable training images of a run's ``split.csv`` (of the model's classes), preprocessed as in training,
     and how many were listed."""
-    from medlearn.data.splits import Split
 
     split_file = run_dir / "split.csv"
     if not split_file.is_file():
@@ -275,7 +274,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def _fit_and_store_temperature(run_dir: Path, classifier: TrainedClassifier, val: Preloaded, labels) -> float:
     """Temperature scaling on the validation split (Guo et al. 2017); stored for evaluate and predict."""
-    from medlearn.evaluation.calibration import fit_temperature
 
     temperature = float(fit_temperature(classifier.logits(val.arrays), labels))
     write_text_atomic(run_dir / "calibration.yaml", f"temperature: {temperature:.6f}\nfitted_on: validation\n")
@@ -301,7 +299,6 @@ def _display(array: np.ndarray) -> np.ndarray:
 
 def _gradcam_examples(classifier, loaded: Preloaded, labels, probs, positive: int) -> dict:
     """Grad-CAM overlays of up to a few confident cases of each outcome (TP, FP, TN, FN)."""
-    from medlearn.evaluation.gradcam import gradcam_maps
 
     predicted_positive = probs.argmax(1) == positive
     actual_positive = labels == positive

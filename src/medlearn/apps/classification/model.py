@@ -13,7 +13,10 @@ from torch import nn
 
 from medlearn.apps.classification.settings import ClassifierSettings
 from medlearn.data.preprocess import ClassificationPreprocessing
+from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
+from medlearn.engine.performance import autocast_context
 from medlearn.errors import MedlearnError
+from medlearn.models import create_model
 
 
 @dataclass
@@ -30,8 +33,6 @@ class TrainedClassifier:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedClassifier:
         """Rebuild the model from ``config.yaml`` and load its weights (safetensors, never pickle)."""
-        from medlearn.engine.checkpoint import load_weights
-        from medlearn.models import create_model
 
         run_dir = Path(run_dir)
         config_path = run_dir / "config.yaml"
@@ -58,7 +59,6 @@ class TrainedClassifier:
     @torch.inference_mode()
     def logits(self, arrays: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw (uncalibrated) logits of ``(N, C, H, W)`` preprocessed arrays, batched, bf16 where it helps."""
-        from medlearn.engine.performance import autocast_context
 
         self.model.eval()
         self.model = self.model.to(memory_format=torch.channels_last)
@@ -79,7 +79,6 @@ class TrainedClassifier:
 
 def weights_path(run_dir: Path, checkpoint: str = "best") -> Path:
     """Where the engine keeps a checkpoint's model weights inside a run directory."""
-    from medlearn.engine.checkpoint import checkpoint_weights_file
 
     return checkpoint_weights_file(Path(run_dir), checkpoint)
 

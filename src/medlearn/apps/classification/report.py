@@ -31,6 +31,7 @@ import numpy as np
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines.classification import DESCRIPTION as _LOGISTIC_BASELINE
 from medlearn.evaluation.baselines.classification import NAME as _LOGISTIC_NAME
+from medlearn.evaluation.calibration import expected_calibration_error
 from medlearn.evaluation.classification import METRIC_NAMES, as_probability_matrix, confusion
 from medlearn.report import plots
 from medlearn.report.html import Markup, Report, escape, table_html
@@ -533,7 +534,6 @@ def _calibration_section(
     report: Report, y: np.ndarray, probs: np.ndarray, calibration: Mapping[str, Any] | None
 ) -> None:
     report.add_section(SECTION_TITLES[6])
-    from medlearn.evaluation.calibration import expected_calibration_error
 
     calibration = calibration or {}
     after = calibration.get("probs_calibrated")

@@ -12,6 +12,7 @@ from torch import nn
 
 from medlearn.engine.performance import to_channels_last
 from medlearn.engine.task import StepResult, model_objective
+from medlearn.evaluation.classification import classification_metrics
 
 
 def inverse_frequency_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
@@ -57,7 +58,6 @@ class ClassificationTask:
         return model(images).float().cpu(), labels.cpu()
 
     def validation_metrics(self, outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-        from medlearn.evaluation.classification import classification_metrics
 
         logits = torch.cat([o[0] for o in outputs])
         labels = torch.cat([o[1] for o in outputs])

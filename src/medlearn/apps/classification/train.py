@@ -7,8 +7,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import medlearn
+from medlearn.apps.classification.data import (
+    choose_normalization,
+    labelled_classes,
+    make_loaders,
+    prepare_data,
+    split_with_duplicate_groups,
+)
+from medlearn.apps.classification.evaluate import report_after_training
+from medlearn.apps.classification.model import positive_index
 from medlearn.apps.classification.settings import ClassifierSettings
+from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
 from medlearn.apps.common.run_info import announce
+from medlearn.data.sources import load_samples
+from medlearn.data.splits import Split
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.reproducibility import make_loader_generator, seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
+from medlearn.models import create_model
 from medlearn.utils.settings import merge_layers
 from medlearn.utils.yaml_files import read_yaml
 
@@ -53,15 +70,6 @@ class TrainOutcome:
 
 def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
     """Fresh run: group duplicates, split, decode once, train, evaluate on the held-out part, report."""
-    from medlearn.apps.classification.data import (
-        choose_normalization,
-        labelled_classes,
-        prepare_data,
-        split_with_duplicate_groups,
-    )
-    from medlearn.data.sources import load_samples
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     config = TrainConfig.from_dict(request.training)
     samples = load_samples(request.data)
@@ -87,10 +95,6 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
 
 def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint, with its recorded config and split."""
-    from medlearn.apps.classification.data import prepare_data
-    from medlearn.data.splits import Split
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     run = RunDir.open(run_dir)
     config_doc = read_yaml(run.path / "config.yaml")
@@ -102,13 +106,6 @@ def resume_classifier(run_dir: Path, *, strict: bool = False, quiet: bool = Fals
 
 
 def _train_and_report(run, settings, config, data, *, quiet, resume) -> TrainOutcome:
-    from medlearn.apps.classification.data import make_loaders
-    from medlearn.apps.classification.evaluate import report_after_training
-    from medlearn.apps.classification.model import positive_index
-    from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
-    from medlearn.engine.reproducibility import make_loader_generator, seed_everything
-    from medlearn.engine.trainer import Trainer
-    from medlearn.models import create_model
 
     classes = data.classes
     summary = data.summary()

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import torch
 
+from medlearn.engine.performance import bf16_supported
+
 
 def environment_info() -> dict:
     """Versions and hardware, so a reader can tell how the figures were produced."""
     import monai
 
     import medlearn
-    from medlearn.engine.performance import bf16_supported
 
     return {
         "medlearn": medlearn.__version__,

@@ -23,6 +23,7 @@ from medlearn.apps.enhancement.model import TrainedEnhancer
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import distinct_stems, output_suffix, stem_of
 from medlearn.errors import MedlearnError
+from medlearn.io import load, save
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 
 MARK_KEY = "medlearn_enhanced"
@@ -37,7 +38,6 @@ class ApplyOutcome:
 
 def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: bool = False) -> ApplyOutcome:
     """Enhance every input; unreadable ones are skipped and listed (``strict``: the first one fails)."""
-    from medlearn.io import load
 
     enhancer = TrainedEnhancer.from_run_dir(run_dir)
     out_dir = Path(out_dir)
@@ -81,7 +81,6 @@ def output_path(path: Path, image, out_dir: Path, stem: str | None = None) -> Pa
 
 def _save_marked(image, target: Path, description: dict) -> Path:
     """``medlearn.io.save`` then the enhancement mark in the format's own metadata."""
-    from medlearn.io import save
 
     save(image, target)
     name = target.name.lower()

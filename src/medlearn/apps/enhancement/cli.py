@@ -1,4 +1,7 @@
-"""``medlearn enhance train|evaluate|apply|models``: learned denoising and 2x/4x super-resolution."""
+"""``medlearn enhance train|evaluate|apply|models``: learned denoising and 2x/4x super-resolution.
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

@@ -22,7 +22,11 @@ import numpy as np
 
 from medlearn.apps.common.run_info import data_slug, read_history
 from medlearn.apps.enhancement.model import TrainedEnhancer
+from medlearn.apps.enhancement.slices import EnhancementSlice, centre_crop, enhancement_samples, fixed_pair, load_slices
+from medlearn.evaluation.baselines import compare_to_baseline
+from medlearn.evaluation.classical_enhancement import DENOISE_BASELINES, bicubic, classical_denoise
 from medlearn.evaluation.classification import to_jsonable
+from medlearn.evaluation.image_quality import quality
 from medlearn.utils.atomic import write_text_atomic
 
 METRICS = ("psnr", "ssim")
@@ -55,9 +59,6 @@ def evaluate_slices(
     enhancer: TrainedEnhancer, slices, *, seed: int, baselines: bool = True, keep_images: bool = True
 ) -> list[SliceResult]:
     """Degrade each slice (fixed seed), restore it with the model and the baselines, score everything."""
-    from medlearn.apps.enhancement.slices import fixed_pair
-    from medlearn.evaluation.classical_enhancement import DENOISE_BASELINES, bicubic, classical_denoise
-    from medlearn.evaluation.image_quality import quality
 
     spec = enhancer.settings.spec
     results = []
@@ -139,7 +140,6 @@ def baseline_keys(summary: dict) -> dict:
     """The keys every task's evaluation writes: ``baseline`` ({name: {"psnr", "ssim"}}, the same means as the
     older ``baselines``, kept because benchmarks read it) and ``baseline_comparison`` (the model against the best
     baseline on PSNR, with the plain-words sentence; None when no baseline was run)."""
-    from medlearn.evaluation.baselines import compare_to_baseline
 
     scores = {name: {metric: values.get(metric) for metric in METRICS} for name, values in summary["baselines"].items()}
     comparison = compare_to_baseline(summary, scores, "psnr")
@@ -182,7 +182,6 @@ def evaluate_run(
     baselines: bool = True,
 ) -> tuple[dict, Path | None]:
     """``enhance evaluate``: the run's best model vs. the degraded input and the baselines on ``data``."""
-    from medlearn.apps.enhancement.slices import enhancement_samples, load_slices
 
     run_dir = Path(run_dir)
     enhancer = TrainedEnhancer.from_run_dir(run_dir)
@@ -218,7 +217,6 @@ def evaluate_run(
 
 def report_after_training(run_dir: Path, fit_result, slices, evaluated_on: str) -> tuple[Path | None, dict]:
     """Evaluate the best checkpoint on the validation slices (as validated), write report.html and examples/."""
-    from medlearn.apps.enhancement.slices import EnhancementSlice, centre_crop
 
     run_dir = Path(run_dir)
     enhancer = TrainedEnhancer.from_run_dir(run_dir)
@@ -248,7 +246,7 @@ def report_after_training(run_dir: Path, fit_result, slices, evaluated_on: str) 
 
 
 def _write_report(path: Path, enhancer, results, summary, *, title, evaluated_on, history, examples_dir) -> Path:
-    from medlearn.apps.enhancement.report import write_enhancement_report
+    from medlearn.apps.enhancement.report import write_enhancement_report  # loads matplotlib
 
     return write_enhancement_report(
         path,

@@ -19,9 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.enhancement.settings import EnhancerSettings
+from medlearn.apps.enhancement.settings import EnhancerSettings, build_enhancement_model, read_enhancement_run
+from medlearn.apps.enhancement.slices import grey_array
+from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
+from medlearn.engine.performance import autocast_context, resolve_precision, set_threads
+from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.classical_enhancement import bicubic
+from medlearn.io.geometry import image_from_affine, thickest_axis
 from medlearn.io.image import MedicalImage
+from medlearn.io.intensity import unit_range, unit_range_bounds
 
 
 @dataclass
@@ -35,9 +42,6 @@ class TrainedEnhancer:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedEnhancer:
         """Rebuild the model from ``config.yaml`` and load its safetensors weights (architecture checked)."""
-        from medlearn.apps.enhancement.settings import build_enhancement_model, read_enhancement_run
-        from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
-        from medlearn.engine.rundir import RunDir
 
         run = RunDir.open(run_dir)
         config, settings = read_enhancement_run(run)
@@ -60,7 +64,6 @@ class TrainedEnhancer:
     @torch.inference_mode()
     def restore(self, degraded: np.ndarray) -> np.ndarray:
         """The network's output for one unit-range 2D slice (``scale`` times larger for SR), float32, unclipped."""
-        from medlearn.engine.performance import autocast_context, resolve_precision, set_threads
 
         self.model.eval()
         device = torch.device("cpu")
@@ -75,9 +78,6 @@ class TrainedEnhancer:
 
     def enhance(self, image: MedicalImage) -> MedicalImage:
         """Enhance a 2D image or a volume (slice by slice along its thickest axis), in its own units."""
-        from medlearn.apps.enhancement.slices import grey_array
-        from medlearn.io.intensity import unit_range, unit_range_bounds
-        from medlearn.report.overlays import thickest_axis
 
         settings = self.settings
         modality = settings.modality or image.modality
@@ -99,7 +99,6 @@ class TrainedEnhancer:
             axes = tuple(a for a in range(3) if a != axis)
         array = _in_dtype(out, image.array.dtype)[None]
         affine = _upsampled_affine(image.affine, axes, self.scale)
-        from medlearn.io.geometry import image_from_affine
 
         tags = {k: v for k, v in image.tags.items() if k not in ("rgb_is_grey", "normalization")}
         tags["enhanced"] = True  # the provenance mark medlearn's writers record where the format allows
@@ -126,7 +125,6 @@ class TrainedEnhancer:
         }
 
     def _enhance_plane(self, original: np.ndarray, unit: np.ndarray, span: float) -> np.ndarray:
-        from medlearn.evaluation.classical_enhancement import bicubic
 
         restored = self.restore(unit)
         if self.scale == 1:

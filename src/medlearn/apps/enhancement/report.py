@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from medlearn.apps.common.run_info import environment_info
 from medlearn.report import plots
 from medlearn.report.html import Markup, Report, escape, fixed
+from medlearn.utils.atomic import write_bytes_atomic
 
 SECTION_TITLES = ("Summary", "Comparison", "Examples", "Per-image results", "Training curves", "Configuration")
 MAX_EXAMPLES = 6
@@ -67,8 +69,6 @@ def write_enhancement_report(
 
     With ``examples_dir`` the example triplets are also written there as PNG files.
     """
-    from medlearn.apps.common.run_info import environment_info
-    from medlearn.utils.atomic import write_bytes_atomic
 
     sr = summary.get("task") == "sr"
     model = settings.get("model", "?")

@@ -8,6 +8,8 @@ from torch import nn
 
 from medlearn.data.degradation import DegradationSpec, parse_degradation
 from medlearn.errors import MedlearnError
+from medlearn.models import create_model, list_models
+from medlearn.models.enhancement import DEFAULT_ENHANCEMENT_MODELS, ENHANCEMENT_KINDS
 from medlearn.planning.normalization import check_image_scheme
 from medlearn.utils.settings import settings_from_dict
 
@@ -72,8 +74,6 @@ class EnhancerSettings:
             need = "downsample:2|4 (--scale)" if self.task == "sr" else "a noise spec (--noise)"
             raise MedlearnError(f"task {self.task} needs {need}, not {spec.text!r}")
         if self.model is None:
-            from medlearn.models.enhancement import DEFAULT_ENHANCEMENT_MODELS
-
             self.model = DEFAULT_ENHANCEMENT_MODELS[self.task]
         if self.patch_size < 16 or self.patch_size % spec.scale:
             raise MedlearnError(f"patch_size must be >= 16 and a multiple of {spec.scale}, got {self.patch_size}")
@@ -108,8 +108,6 @@ class EnhancerSettings:
 
 def build_enhancement_model(settings: EnhancerSettings) -> nn.Module:
     """The registered enhancement model of ``settings``, checked against the task (denoise vs SR)."""
-    from medlearn.models.enhancement import ENHANCEMENT_KINDS
-    from medlearn.models.registry import create_model, list_models
 
     known = [entry.name for entry in list_models(TASK)]
     if settings.model not in known:

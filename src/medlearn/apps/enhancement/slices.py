@@ -29,7 +29,11 @@ from torch.utils.data import Dataset
 
 from medlearn.data.degradation import DegradationSpec, RandomDegradation, crop_to_multiple, degrade
 from medlearn.data.records import Sample
+from medlearn.data.sources import GROUP_COLUMNS, br35h_samples
 from medlearn.errors import MedlearnError
+from medlearn.io import load
+from medlearn.io.color import to_grey
+from medlearn.io.geometry import thickest_axis
 from medlearn.io.intensity import unit_range
 
 VIRTUAL_LENGTH = 2**31 - 1
@@ -61,7 +65,6 @@ class EnhancementSlice:
 
 def enhancement_samples(source: str | Path) -> list[Sample]:
     """Rows of a CSV with a ``path`` (or ``image``) column; ``group`` / ``patient_id`` keep files together."""
-    from medlearn.data.sources import GROUP_COLUMNS, br35h_samples
 
     if str(source).lower() == "br35h":
         return br35h_samples()
@@ -98,7 +101,6 @@ def enhancement_samples(source: str | Path) -> list[Sample]:
 
 def grey_array(image) -> np.ndarray:
     """The image's pixels as one float32 channel ``(*spatial)``: RGB by luminance, other counts by mean."""
-    from medlearn.io.color import to_grey
 
     if image.channels == 3:
         return to_grey(image).array[0].astype(np.float32)
@@ -115,7 +117,6 @@ def image_slices(
 ) -> list[EnhancementSlice]:
     """Unit-range grey slices of a loaded :class:`~medlearn.io.MedicalImage` (2D: itself); ``bounds``: the fixed
     intensity range of a dataset that shares one scale (else each image's own percentiles)."""
-    from medlearn.report.overlays import thickest_axis
 
     source = Path(image.source or "image")
     unit = unit_range(grey_array(image), modality or image.modality, window=ct_window, bounds=bounds)
@@ -147,7 +148,6 @@ def load_slices(
     what the file records). ``min_size``: slices smaller than this in height or width are refused. ``bounds``:
     see :func:`image_slices`.
     """
-    from medlearn.io import load
 
     slices: list[EnhancementSlice] = []
     for sample in samples:

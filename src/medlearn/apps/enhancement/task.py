@@ -17,6 +17,7 @@ from torch import nn
 
 from medlearn.engine.task import StepResult, model_objective
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.image_quality import psnr, ssim
 
 LOSSES: tuple[str, ...] = ("l1", "mse", "l1+mse")
 
@@ -54,7 +55,6 @@ class EnhancementTask:
         return StepResult(loss=loss, batch_size=int(degraded.shape[0]))
 
     def validation_step(self, model: nn.Module, batch) -> torch.Tensor:
-        from medlearn.evaluation.image_quality import psnr, ssim
 
         degraded, clean = batch
         restored = model(degraded).float().clamp(0.0, 1.0).cpu().numpy()

@@ -17,14 +17,31 @@ import numpy as np
 
 import medlearn
 from medlearn.apps.common.run_info import announce
+from medlearn.apps.enhancement.evaluate import report_after_training
 from medlearn.apps.enhancement.settings import (
     ENHANCEMENT_TRAINING_DEFAULTS,
     TASK,
     EnhancerSettings,
+    build_enhancement_model,
     read_enhancement_run,
 )
+from medlearn.apps.enhancement.slices import (
+    EnhancementPatchDataset,
+    enhancement_samples,
+    grey_array,
+    load_slices,
+    validation_pairs,
+)
+from medlearn.apps.enhancement.task import EnhancementTask
+from medlearn.data.patches import patch_loader
 from medlearn.data.splits import Split, make_split
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.reproducibility import seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
+from medlearn.io import load
+from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
 from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
@@ -57,10 +74,6 @@ class EnhancementOutcome:
 
 def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> EnhancementOutcome:
     """Fresh run on the files of ``request.data`` (validation: a held-out share of the files, by group)."""
-    from medlearn.apps.enhancement.settings import build_enhancement_model
-    from medlearn.apps.enhancement.slices import enhancement_samples
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     settings = request.settings
     config = TrainConfig.from_dict(request.training)
@@ -91,9 +104,6 @@ def resume_enhancer(run_dir: Path, *, max_minutes: float | None = None, quiet: b
     schedule, this invocation's when it only interrupts)."""
     import dataclasses
 
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
-
     run = RunDir.open(run_dir)
     config_doc, settings = read_enhancement_run(run)
     config = TrainConfig.from_dict(dict(config_doc["training"]), run.config_path)
@@ -110,10 +120,6 @@ def choose_normalization(samples: list, settings: EnhancerSettings) -> EnhancerS
     otherwise."""
     from dataclasses import replace
 
-    from medlearn.apps.enhancement.slices import grey_array
-    from medlearn.io import load
-    from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
-
     if settings.normalization is not None and (settings.normalization == "image" or settings.intensity_bounds):
         return settings
     rng = np.random.default_rng(0)
@@ -128,13 +134,10 @@ def choose_normalization(samples: list, settings: EnhancerSettings) -> EnhancerS
         return replace(settings, normalization="image", normalization_reason="CT: the HU window is one fixed scale")
     choice = choose_image_normalization(levels, pixels, forced=settings.normalization)
     bounds = [choice.params["clip_low"][0], choice.params["clip_high"][0]] if choice.scheme == "dataset" else None
-    return replace(
-        settings, normalization=choice.scheme, intensity_bounds=bounds, normalization_reason=choice.reason
-    )
+    return replace(settings, normalization=choice.scheme, intensity_bounds=bounds, normalization_reason=choice.reason)
 
 
 def _load(split: Split, settings: EnhancerSettings) -> dict[str, list]:
-    from medlearn.apps.enhancement.slices import load_slices
 
     if not split.train:
         raise MedlearnError("no training files left after holding out validation files")
@@ -152,13 +155,6 @@ def _load(split: Split, settings: EnhancerSettings) -> dict[str, list]:
 
 
 def _train_and_report(run, settings: EnhancerSettings, config, slices, *, quiet, resume) -> EnhancementOutcome:
-    from medlearn.apps.enhancement.evaluate import report_after_training
-    from medlearn.apps.enhancement.settings import build_enhancement_model
-    from medlearn.apps.enhancement.slices import EnhancementPatchDataset, validation_pairs
-    from medlearn.apps.enhancement.task import EnhancementTask
-    from medlearn.data.patches import patch_loader
-    from medlearn.engine.reproducibility import seed_everything
-    from medlearn.engine.trainer import Trainer
 
     spec = settings.spec
     log.info(

@@ -1,5 +1,8 @@
 """``medlearn generate train|sample|evaluate|models``: image synthesis with GANs, measured offline (``generate study``
-comes from :mod:`medlearn.apps.studies.cli`)."""
+comes from :mod:`medlearn.apps.studies.cli`).
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

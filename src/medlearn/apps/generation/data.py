@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.generation.settings import GeneratorSettings
+from medlearn.data.preload import preload
 from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.data.records import Sample
 from medlearn.errors import InconsistentDataError, MedlearnError
@@ -92,7 +93,6 @@ def load_generation_images(
     show_progress: bool = True,
 ) -> GenerationImages:
     """Decode and preprocess ``samples`` once (cached); unreadable files are skipped and listed unless ``strict``."""
-    from medlearn.data.preload import preload
 
     loaded = preload(
         samples,

@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.generation.data import load_generation_images
+from medlearn.apps.generation.features import feature_network
 from medlearn.apps.generation.model import TrainedGenerator
+from medlearn.data.sources import load_samples
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.generation import evaluate_generated
 from medlearn.utils.atomic import write_text_atomic
 
 #: Fewer real images than this make FID and KID meaningless (covariances of hundreds of dimensions).
@@ -42,8 +46,6 @@ def evaluate_generator(
 ) -> dict:
     """FID, KID, precision/recall, MS-SSIM (generated and real) of as many samples as real ``(N, C, S, S)`` [0, 1]
     images; ``features`` defaults to the fixed random network (see :mod:`medlearn.evaluation.feature_network`)."""
-    from medlearn.apps.generation.train import feature_network
-    from medlearn.evaluation.generation import evaluate_generated
 
     if len(real) < MIN_REAL_IMAGES:
         raise MedlearnError(f"need at least {MIN_REAL_IMAGES} real images to compare distributions; got {len(real)}")
@@ -73,9 +75,6 @@ def evaluate_run(
     checkpoint: str = "best",
 ) -> tuple[dict, Path]:
     """``generate evaluate``: metrics of a run's generator against the real images of ``data``; JSON + report."""
-    from medlearn.apps.generation.data import load_generation_images
-    from medlearn.apps.generation.train import feature_network
-    from medlearn.data.sources import load_samples
 
     run_dir = Path(run_dir)
     generator = TrainedGenerator.from_run_dir(run_dir, checkpoint=checkpoint)
@@ -117,7 +116,7 @@ def report_after_training(
 
 
 def write_run_report(run_dir: Path, path: Path, generator: TrainedGenerator, metrics, evaluated_on, training=None):
-    from medlearn.apps.generation.report import write_generation_report
+    from medlearn.apps.generation.report import write_generation_report  # loads matplotlib
 
     samples_dir = run_dir / "samples"
     grids = sorted(samples_dir.glob("epoch_*.png")) if samples_dir.is_dir() else []

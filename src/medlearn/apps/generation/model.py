@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medlearn.apps.generation.settings import GeneratorSettings
+from medlearn.apps.generation.settings import GeneratorSettings, build_generation_model, read_generation_run
+from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
+from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.io import save
+from medlearn.io.geometry import image_from_affine
 from medlearn.models.gan import AdversarialNet
+from medlearn.utils.atomic import atomic_path
 
 SAMPLE_FORMATS = ("png", "nii.gz", "nii")
 
@@ -27,9 +32,6 @@ class TrainedGenerator:
     def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedGenerator:
         """Rebuild the GAN from ``config.yaml`` and load its safetensors weights (``best``: lowest validation
         FID, or the last epoch when the run had no validation images)."""
-        from medlearn.apps.generation.settings import build_generation_model, read_generation_run
-        from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
-        from medlearn.engine.rundir import RunDir
 
         run = RunDir.open(run_dir)
         config, settings = read_generation_run(run)
@@ -83,9 +85,6 @@ def write_samples(
 ) -> Path:
     """One file per image marked ``synthetic`` in its metadata, and ``samples.csv`` (``path,label``) listing
     them, ready to be used as training data; returns the CSV."""
-    from medlearn.io import save
-    from medlearn.io.geometry import image_from_affine
-    from medlearn.utils.atomic import atomic_path
 
     if image_format not in SAMPLE_FORMATS:
         raise MedlearnError(f"unknown sample format {image_format!r}; choose one of {', '.join(SAMPLE_FORMATS)}")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medlearn.evaluation.generation import mode_collapse
 from medlearn.report import plots
 from medlearn.report.html import Report, fixed
 
@@ -64,7 +65,6 @@ def write_generation_report(
                 if key in metrics
             ],
         )
-        from medlearn.evaluation.generation import mode_collapse
 
         report.add_text(mode_collapse(metrics)[1].capitalize() + ".", note=True)
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from medlearn.data.preprocess import ClassificationPreprocessing, parse_ct_window
 from medlearn.errors import MedlearnError
+from medlearn.models import create_model, list_models
 from medlearn.models.gan import SIZES
 from medlearn.utils.settings import settings_from_dict
 
@@ -95,7 +96,6 @@ class GeneratorSettings:
 
 def build_generation_model(settings: GeneratorSettings, num_classes: int) -> nn.Module:
     """The registered GAN ``settings.model`` at the settings' size, channels and width."""
-    from medlearn.models.registry import create_model, list_models
 
     known = [entry.name for entry in list_models("generation")]
     if settings.model not in known:

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.generation.data import GenerationImages
+from medlearn.apps.generation.model import TrainedGenerator
 from medlearn.apps.generation.settings import GeneratorSettings
+from medlearn.apps.generation.train import train_generator_on_arrays
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 
@@ -63,8 +65,6 @@ def conditional_gan_synthesizer(
     five: within a few minutes, five leave the generator too few updates."""
 
     def factory(train_images: np.ndarray, train_labels: np.ndarray, seed: int, work_dir: Path) -> Sampler:
-        from medlearn.apps.generation.model import TrainedGenerator
-        from medlearn.apps.generation.train import train_generator_on_arrays
 
         train_images = np.asarray(train_images, dtype=np.float32)
         if train_images.ndim != 4 or train_images.shape[2] != train_images.shape[3]:

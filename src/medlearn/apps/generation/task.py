@@ -25,6 +25,7 @@ from torch import nn
 
 from medlearn.engine.checkpoint import unwrap_model
 from medlearn.engine.task import Optimize, StepResult
+from medlearn.evaluation.generation import frechet_distance
 from medlearn.models.gan import AdversarialNet
 
 #: Adam betas per objective: Radford et al. (0.5, 0.999); Gulrajani et al. (0.0, 0.9).
@@ -117,7 +118,6 @@ class AdversarialTask:
         return self._embed(real), self._embed(fake)
 
     def validation_metrics(self, outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-        from medlearn.evaluation.generation import frechet_distance
 
         self._validation_batches = 0  # the same noise every epoch: epochs are compared on equal terms
         real = torch.cat([o[0] for o in outputs]).double().numpy()

@@ -11,8 +11,25 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import medlearn
-from medlearn.apps.generation.data import GenerationImages
-from medlearn.apps.generation.settings import GENERATION_TRAINING_DEFAULTS, GeneratorSettings
+from medlearn.apps.classification.train import default_cache_dir
+from medlearn.apps.generation.data import GenerationImages, check_enough_images, image_classes, load_generation_images
+from medlearn.apps.generation.evaluate import report_after_training
+from medlearn.apps.generation.features import feature_network
+from medlearn.apps.generation.sample_grid import grid_png
+from medlearn.apps.generation.settings import (
+    GENERATION_TRAINING_DEFAULTS,
+    GeneratorSettings,
+    build_generation_model,
+    read_generation_run,
+)
+from medlearn.apps.generation.task import AdversarialTask
+from medlearn.data.sources import load_samples
+from medlearn.data.splits import Split, make_split
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.reproducibility import make_loader_generator, seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
+from medlearn.utils.atomic import write_bytes_atomic
 from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
@@ -61,8 +78,6 @@ class SampleGridWriter:
     def __call__(self, epoch: int, model: torch.nn.Module) -> None:
         if epoch % self.every and epoch != 1:
             return
-        from medlearn.apps.generation.sample_grid import grid_png
-        from medlearn.utils.atomic import write_bytes_atomic
 
         was_training = model.training
         model.eval()
@@ -75,11 +90,6 @@ class SampleGridWriter:
 
 def train_generator(request: GenerationTrainRequest, *, strict: bool = False, quiet: bool = False):
     """Fresh run: read the images, hold out a share for the validation FID, train, write grids and report."""
-    from medlearn.apps.generation.data import check_enough_images, image_classes
-    from medlearn.data.sources import load_samples
-    from medlearn.data.splits import Split, make_split
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     settings = request.settings
     config = TrainConfig.from_dict(request.training)
@@ -98,8 +108,6 @@ def train_generator_on_arrays(
 ) -> GenerationOutcome:
     """Train on images already in memory (``[0, 1]`` arrays, e.g. a labelled subset in a study); the run has
     no ``split.csv``, so it cannot be resumed from files."""
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     config = TrainConfig.from_dict({**GENERATION_TRAINING_DEFAULTS, **training})
     empty = train.subset([])
@@ -122,10 +130,6 @@ def _start_run(run, source: str, settings, config, train, val, skipped, *, quiet
 
 def resume_generator(run_dir: Path, *, strict: bool = False, quiet: bool = False):
     """Continue an interrupted run from its last checkpoint with its recorded settings and images."""
-    from medlearn.apps.generation.settings import read_generation_run
-    from medlearn.data.splits import Split
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.rundir import RunDir
 
     run = RunDir.open(run_dir)
     config_doc, settings = read_generation_run(run)
@@ -138,8 +142,6 @@ def resume_generator(run_dir: Path, *, strict: bool = False, quiet: bool = False
 
 def _read_split(split, settings: GeneratorSettings, classes: list[str], *, strict: bool, quiet: bool):
     """``(all images, training part, validation part)`` of a split, decoded once (cached on disk)."""
-    from medlearn.apps.classification.train import default_cache_dir
-    from medlearn.apps.generation.data import load_generation_images
 
     images = load_generation_images(
         split.train + split.val,
@@ -156,11 +158,6 @@ def _read_split(split, settings: GeneratorSettings, classes: list[str], *, stric
 
 
 def _train_and_report(run, settings, config, train, val, skipped, *, quiet: bool, resume: bool) -> GenerationOutcome:
-    from medlearn.apps.generation.evaluate import report_after_training
-    from medlearn.apps.generation.settings import build_generation_model
-    from medlearn.apps.generation.task import AdversarialTask
-    from medlearn.engine.reproducibility import make_loader_generator, seed_everything
-    from medlearn.engine.trainer import Trainer
 
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
@@ -196,15 +193,6 @@ def _train_and_report(run, settings, config, train, val, skipped, *, quiet: bool
         run.path, val.arrays.astype(np.float32), val_labels, result, features=extractor
     )
     return GenerationOutcome(run.path, report, summary)
-
-
-def feature_network(source: str | None, channels: int, *, seed: int = 0, image_size: int = 128):
-    """The FID feature network: a classification run's penultimate layer, or the fixed random conv net."""
-    from medlearn.evaluation.feature_network import FeatureExtractor, random_projection_network
-
-    if source:
-        return FeatureExtractor.from_classifier_run(source)
-    return random_projection_network(seed, channels, image_size=image_size)
 
 
 def _tensor_set(images: GenerationImages) -> TensorDataset:

@@ -9,34 +9,25 @@ know is an error naming the mask, because silently dropping a label trains the w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from medlearn.data.cases import Case
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError, NonFiniteImageError
+from medlearn.io import load
 from medlearn.io.image import MedicalImage
+from medlearn.io.intensity import apply_normalization
 from medlearn.io.resample import resample_array
 from medlearn.planning.fingerprint import check_same_geometry
-from medlearn.planning.normalization import normalize
 from medlearn.planning.plan import SegmentationPlan
 
 #: Relative spacing difference below which an image is used as it is (no interpolation blur).
 SPACING_TOLERANCE = 0.01
 
 
-@dataclass
-class SegmentationCase:
-    """One image (``(C, *spatial)`` float32, normalised, at the plan's spacing) with its class-index mask."""
-
-    image: np.ndarray
-    labels: np.ndarray | None
-    name: str
-    sample: Sample | None = None
-
-    @property
-    def spatial_shape(self) -> tuple[int, ...]:
-        return tuple(self.image.shape[1:])
+#: One image (``(C, *spatial)`` float32, normalised, at the plan's spacing) with its class-index mask.
+SegmentationCase = Case
 
 
 def resampling_ratio(spacing: Sequence[float], plan: SegmentationPlan) -> np.ndarray:
@@ -55,7 +46,7 @@ def planned_shape(shape: Sequence[int], ratio: Sequence[float]) -> tuple[int, ..
 
 def normalize_for_plan(array: np.ndarray, plan: SegmentationPlan) -> np.ndarray:
     """The plan's normalisation (:func:`medlearn.planning.normalization.normalize`), as float32."""
-    return normalize(array, plan.normalization, plan.normalization_params)
+    return apply_normalization(array, plan.normalization, plan.normalization_params)
 
 
 def prepare_image(image: MedicalImage, plan: SegmentationPlan) -> np.ndarray:
@@ -93,7 +84,6 @@ def class_indices(mask: MedicalImage, labels: Sequence[int]) -> np.ndarray:
 
 def prepare_case(sample: Sample, plan: SegmentationPlan) -> SegmentationCase:
     """Load an image/mask pair, check they share geometry, and bring both onto the plan's grid."""
-    from medlearn.io import load
 
     image = load(sample.path)
     array = prepare_image(image, plan)

@@ -1,4 +1,7 @@
-"""``medlearn segment plan|train|evaluate|predict|models``: self-configuring segmentation from the CLI."""
+"""``medlearn segment plan|train|evaluate|predict|models``: self-configuring segmentation from the CLI.
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 

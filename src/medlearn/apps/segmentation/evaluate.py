@@ -16,9 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.segmentation.cases import class_indices
 from medlearn.apps.segmentation.model import TrainedSegmenter
+from medlearn.data.sources import load_pairs
+from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.classification import to_jsonable
+from medlearn.evaluation.segmentation import segmentation_metrics
+from medlearn.io import load
+from medlearn.planning.fingerprint import check_same_geometry
 from medlearn.utils.atomic import write_text_atomic
 
 SUMMARY_METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
@@ -52,11 +58,7 @@ class CaseResult:
 
 def evaluate_cases(segmenter: TrainedSegmenter, samples, *, tta: bool | None = None) -> list[CaseResult]:
     """Segment each labelled sample and score it against its mask in the original geometry."""
-    from medlearn.apps.segmentation.cases import class_indices
-    from medlearn.evaluation.segmentation import segmentation_metrics
-    from medlearn.io import load
-    from medlearn.planning.fingerprint import check_same_geometry
-    from medlearn.report.overlays import volume_overlay
+    from medlearn.report.overlays import volume_overlay  # on first use: matplotlib's colour maps
 
     results = []
     for sample in samples:
@@ -101,7 +103,6 @@ def summarize(results: list[CaseResult], labels: list[int]) -> dict:
 
 def report_after_training(run_dir: Path, fit_result) -> tuple[Path | None, dict]:
     """Evaluate the best checkpoint on the run's validation cases and write ``report.html``."""
-    from medlearn.data.splits import Split
 
     split = Split.from_csv(Path(run_dir) / "split.csv")
     if not split.val:
@@ -128,7 +129,6 @@ def evaluate_run(
     run_dir: Path, data: str, *, json_path: Path | None = None, report_path: Path | None = None, tta: bool | None = None
 ) -> tuple[dict, Path]:
     """``segment evaluate``: metrics of a run's best model on the pairs of ``data`` (CSV or folder)."""
-    from medlearn.data.sources import load_pairs
 
     run_dir = Path(run_dir)
     segmenter = TrainedSegmenter.from_run_dir(run_dir)
@@ -153,7 +153,7 @@ def evaluate_run(
 
 
 def _write_report(path: Path, segmenter, results, summary, *, title, evaluated_on, history, run_dir) -> Path:
-    from medlearn.apps.segmentation.report import write_segmentation_report
+    from medlearn.apps.segmentation.report import write_segmentation_report  # loads matplotlib
 
     fingerprint_file = run_dir / "fingerprint.json"
     fingerprint = json.loads(fingerprint_file.read_text(encoding="utf-8")) if fingerprint_file.is_file() else None

@@ -17,9 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.segmentation.settings import SegmenterSettings
+from medlearn.apps.segmentation.cases import prepare_image, resampling_ratio
+from medlearn.apps.segmentation.settings import SegmenterSettings, build_segmentation_model, read_segmentation_run
+from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
+from medlearn.engine.performance import autocast_context, resolve_precision
+from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.inference.sliding_window import dense_probabilities
 from medlearn.io.image import MedicalImage
+from medlearn.io.resample import resample_array
 from medlearn.planning.plan import SegmentationPlan
 
 
@@ -42,9 +48,6 @@ class TrainedSegmenter:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedSegmenter:
         """Rebuild the model from ``config.yaml`` (plan included) and load its safetensors weights."""
-        from medlearn.apps.segmentation.settings import build_segmentation_model, read_segmentation_run
-        from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
-        from medlearn.engine.rundir import RunDir
 
         run = RunDir.open(run_dir)
         config, plan, settings = read_segmentation_run(run)
@@ -59,10 +62,6 @@ class TrainedSegmenter:
         self, image: MedicalImage, *, tta: bool | None = None, overlap: float | None = None
     ) -> SegmentationPrediction:
         """Segment one image; ``tta``/``overlap`` default to the run's settings."""
-        from medlearn.apps.segmentation.cases import prepare_image, resampling_ratio
-        from medlearn.engine.performance import autocast_context, resolve_precision
-        from medlearn.inference.sliding_window import segment_probabilities
-        from medlearn.io.resample import resample_array
 
         if image.spatial_ndim != len(self.plan.target_spacing):
             raise MedlearnError(
@@ -73,11 +72,10 @@ class TrainedSegmenter:
         device = torch.device("cpu")
         precision = resolve_precision(self.precision, device)
         with autocast_context(precision, device):
-            probabilities = segment_probabilities(
+            probabilities = dense_probabilities(
                 self.model,
                 array,
-                self.plan,
-                overlap=self.settings.overlap if overlap is None else overlap,
+                self.plan.window(self.settings.overlap if overlap is None else overlap),
                 tta=self.settings.tta if tta is None else tta,
             ).numpy()
         back = 1.0 / resampling_ratio(image.spacing, self.plan)

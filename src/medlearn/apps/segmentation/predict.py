@@ -19,6 +19,8 @@ from medlearn.apps.segmentation.model import TrainedSegmenter
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, output_suffix
 from medlearn.errors import MedlearnError
+from medlearn.io import load, save
+from medlearn.io.dicom_seg import write_dicom_seg
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
 
 
@@ -33,7 +35,6 @@ def predict_images(
     run_dir: Path, inputs: list[Path], out_dir: Path, *, tta: bool | None = None, strict: bool = False
 ) -> PredictionOutcome:
     """Segment every input; unreadable inputs are skipped and listed (``strict``: the first one fails)."""
-    from medlearn.io import load
 
     segmenter = TrainedSegmenter.from_run_dir(run_dir)
     out_dir = Path(out_dir)
@@ -58,8 +59,7 @@ def predict_images(
 
 
 def _write_outputs(path: Path, stem: str, image, mask, labels: list[int], out_dir: Path) -> dict:
-    from medlearn.io import save
-    from medlearn.report.overlays import volume_overlay
+    from medlearn.report.overlays import volume_overlay  # on first use: matplotlib's colour maps
 
     row: dict = {"input": str(path)}
     mask_path = out_dir / f"{stem}_mask{output_suffix(path, mask)}"
@@ -77,7 +77,6 @@ def _write_outputs(path: Path, stem: str, image, mask, labels: list[int], out_di
 
 
 def _write_dicom_seg(mask, source: Path, target: Path, labels: list[int]) -> Path | str:
-    from medlearn.io.dicom_seg import write_dicom_seg
 
     if not mask.array.any():
         return "not written: empty prediction"

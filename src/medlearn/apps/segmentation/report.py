@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from medlearn.apps.common.run_info import environment_info
 from medlearn.report import plots
 from medlearn.report.html import Report, fixed
 
@@ -47,7 +48,6 @@ def write_segmentation_report(
     hybrid: bool = False,
 ) -> Path:
     """Write the report; ``overlays`` is one ``(RGB image, caption)`` per case, in ``summary['per_case']`` order."""
-    from medlearn.apps.common.run_info import environment_info
 
     model = settings.get("model", "?")
     where = f"HYBRID data (synthetic lesions in real images): {evaluated_on}" if hybrid else evaluated_on

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from medlearn.errors import MedlearnError
+from medlearn.models import create_model, list_models, model_defaults
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.utils.settings import settings_from_dict
 
@@ -70,7 +71,6 @@ PLAN_MODEL_ARGUMENTS = ("in_channels", "num_classes", "spatial_dims", "depth", "
 def recorded_model_kwargs(name: str, model_kwargs: dict) -> dict:
     """``model_kwargs`` completed with the factory's current defaults, as a new run writes them to its config:
     an old run then keeps its architecture when a factory default changes."""
-    from medlearn.models.registry import model_defaults
 
     return {**model_defaults(name, exclude=PLAN_MODEL_ARGUMENTS), **model_kwargs}
 
@@ -78,7 +78,6 @@ def recorded_model_kwargs(name: str, model_kwargs: dict) -> dict:
 def build_segmentation_model(name: str, plan: SegmentationPlan, model_kwargs: dict | None = None) -> nn.Module:
     """The registered segmentation model ``name`` sized by the plan (dimensions, channels, classes, and depth and
     width for the models whose factory takes them)."""
-    from medlearn.models.registry import create_model, list_models
 
     segmentation_models = {entry.name: entry for entry in list_models("segmentation")}
     if name not in segmentation_models:

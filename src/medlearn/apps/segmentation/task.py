@@ -17,7 +17,7 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from medlearn.engine.task import StepResult, model_objective
-from medlearn.inference.sliding_window import segment_probabilities
+from medlearn.inference.sliding_window import dense_probabilities
 from medlearn.planning.plan import SegmentationPlan
 
 
@@ -53,7 +53,7 @@ class SegmentationTask:
 
     def validation_step(self, model: nn.Module, batch) -> torch.Tensor:
         image, labels = batch
-        probabilities = segment_probabilities(model, image[0], self.plan, overlap=self.overlap)
+        probabilities = dense_probabilities(model, image[0], self.plan.window(self.overlap))
         return foreground_dice(probabilities.argmax(0), labels[0].cpu(), self.num_classes)
 
     def validation_metrics(self, outputs: list[torch.Tensor]) -> dict[str, float]:

@@ -17,16 +17,26 @@ import numpy as np
 import torch
 
 import medlearn
+from medlearn.apps.segmentation.cases import prepare_cases
+from medlearn.apps.segmentation.evaluate import report_after_training
 from medlearn.apps.segmentation.settings import (
     SEGMENTATION_TRAINING_DEFAULTS,
     SegmenterSettings,
+    build_segmentation_model,
     read_segmentation_run,
     recorded_model_kwargs,
 )
+from medlearn.apps.segmentation.task import SegmentationTask
+from medlearn.data.patches import PatchDataset, patch_loader
+from medlearn.data.sources import load_pairs
 from medlearn.data.splits import Split, make_split
+from medlearn.engine.config import TrainConfig
+from medlearn.engine.reproducibility import seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
-from medlearn.planning.fingerprint import DatasetFingerprint
-from medlearn.planning.plan import SegmentationPlan
+from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint
+from medlearn.planning.plan import SegmentationPlan, make_plan
 from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
@@ -73,10 +83,6 @@ def train_segmenter(
 ) -> SegmentationOutcome:
     """Fresh run on the pairs of ``request.data`` (validation: ``request.val_data`` or a held-out share);
     ``show_plan`` is called with the plan before training starts (the CLI prints it)."""
-    from medlearn.data.sources import load_pairs
-    from medlearn.engine.rundir import RunDir
-    from medlearn.planning.fingerprint import fingerprint
-    from medlearn.planning.plan import make_plan
 
     settings = request.settings
     samples = load_pairs(request.data)
@@ -113,7 +119,6 @@ def train_segmenter(
 
 def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> SegmentationOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded plan, settings and split."""
-    from medlearn.engine.rundir import RunDir
 
     run = RunDir.open(run_dir)
     config, plan, settings = read_segmentation_run(run)
@@ -123,7 +128,6 @@ def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> SegmentationOutco
 
 
 def _prepare(split: Split, plan: SegmentationPlan) -> dict[str, list]:
-    from medlearn.apps.segmentation.cases import prepare_cases
 
     if not split.train:
         raise MedlearnError("no training cases left after holding out validation cases")
@@ -133,13 +137,6 @@ def _prepare(split: Split, plan: SegmentationPlan) -> dict[str, list]:
 def _train_and_report(
     run, settings: SegmenterSettings, plan: SegmentationPlan, training: dict, cases, *, quiet, resume
 ):
-    from medlearn.apps.segmentation.evaluate import report_after_training
-    from medlearn.apps.segmentation.settings import build_segmentation_model
-    from medlearn.apps.segmentation.task import SegmentationTask
-    from medlearn.data.patches import PatchDataset, patch_loader
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.reproducibility import seed_everything
-    from medlearn.engine.trainer import Trainer
 
     config = TrainConfig.from_dict(training)
     log.info("segmentation: %d training, %d validation cases; plan %s", len(cases["train"]), len(cases["val"]), plan)
@@ -147,7 +144,8 @@ def _train_and_report(
     model = build_segmentation_model(settings.model, plan, settings.model_kwargs)
     dataset = PatchDataset(
         cases["train"],
-        plan,
+        plan.patch_size,
+        slice_axis=plan.slice_axis,
         foreground_fraction=settings.foreground_fraction,
         augment=settings.augment,
         seed=config.seed,

@@ -65,27 +65,34 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from medlearn.apps.classification.arrays import train_classifier_on_arrays
-from medlearn.apps.classification.settings import DEFAULT_MODEL
-from medlearn.apps.studies.pretraining import pretrained_encoder
-from medlearn.apps.studies.runs import read_runs, run_key, write_runs
+from medlearn.apps.classification.arrays import ArrayTraining, train_classifier_on_arrays
+from medlearn.apps.classification.data import labelled_classes, split_with_duplicate_groups
+from medlearn.apps.classification.model import TrainedClassifier, positive_index
+from medlearn.apps.classification.settings import DEFAULT_MODEL, ClassifierSettings
+from medlearn.apps.classification.train import default_cache_dir
+from medlearn.apps.studies.pretraining import Denoising, pretrained_encoder
+from medlearn.apps.studies.runs import REPORTED_METRICS, read_runs, run_directory, run_key, write_runs
 from medlearn.data.label_subsets import nested_label_subsets
+from medlearn.data.preload import preload
+from medlearn.data.sources import load_samples
+from medlearn.data.splits import Split
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.classification import classification_metrics, to_jsonable
 from medlearn.evaluation.seed_statistics import mean_interval, paired_difference, verdict
 from medlearn.utils.atomic import atomic_path, write_text_atomic
+from medlearn.utils.settings import settings_from_dict
 
 log = logging.getLogger("medlearn")
 
 ARMS: tuple[str, ...] = ("classic", "gan", "pretrain-ae")
 BASELINE = "classic"
-REPORTED_METRICS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity")
 #: Settings that do not change any run's result: a resumed study may change them.
 NOT_AFFECTING_RUNS = (
     *("fractions", "seeds", "arms", "target_fraction", "target_points", "confidence"),
@@ -161,6 +168,30 @@ class StudySettings:
     target_points: float = 2.0
     confidence: float = 0.95
 
+    def training(self) -> ArrayTraining:
+        """How every arm's classifier is trained (the same budget for all arms)."""
+        return ArrayTraining(
+            model=self.model,
+            model_kwargs=dict(self.model_kwargs),
+            channels=self.channels,
+            image_size=self.image_size,
+            modality=self.modality,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_share=self.warmup_share,
+            precision=self.precision,
+            num_threads=self.num_threads,
+            minutes=self.minutes_per_run,
+        )
+
+    def pretraining(self) -> ArrayTraining:
+        """How the autoencoder's trunk is pre-trained (its own learning rate and budget)."""
+        return replace(self.training(), lr=self.pretrain_lr, minutes=self.pretrain_minutes)
+
+    def denoising(self) -> Denoising:
+        return Denoising(self.pretrain_epochs, self.noise_std, self.mask_fraction, self.decoder_width)
+
     def __post_init__(self) -> None:
         self.fractions = tuple(sorted({float(f) for f in self.fractions}))
         self.arms = tuple(dict.fromkeys(self.arms))
@@ -188,7 +219,6 @@ class StudySettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> StudySettings:
-        from medlearn.utils.settings import settings_from_dict
 
         values = dict(values)
         for key in ("fractions", "arms"):
@@ -201,7 +231,6 @@ class StudySettings:
         return list(range(self.seeds))
 
     def classifier_settings(self):
-        from medlearn.apps.classification.settings import ClassifierSettings
 
         return ClassifierSettings(
             model=self.model,
@@ -334,12 +363,6 @@ def run_study(
 
 def load_study_data(settings: StudySettings, out: Path | None = None, *, quiet: bool = True) -> StudyData:
     """Samples -> near-duplicate groups -> one fixed train/test split -> decoded arrays (cached on disk)."""
-    from medlearn.apps.classification.data import labelled_classes, split_with_duplicate_groups
-    from medlearn.apps.classification.model import positive_index
-    from medlearn.apps.classification.train import default_cache_dir
-    from medlearn.data.preload import preload
-    from medlearn.data.sources import load_samples
-    from medlearn.data.splits import Split
 
     classifier_settings = settings.classifier_settings()
     samples = load_samples(settings.data)
@@ -422,7 +445,13 @@ def _run_one(
         _save_preview(run_dir / "synthetic_preview.npz", extra_images, extra_labels, images, labels)
     elif arm == "pretrain-ae":
         init_state, _ = pretrained_encoder(
-            data.train_arrays, settings, seed, pretrain_directory(out, seed), quiet=quiet
+            data.train_arrays,
+            settings.pretraining(),
+            settings.denoising(),
+            seed,
+            pretrain_directory(out, seed),
+            keep_checkpoints=settings.keep_checkpoints,
+            quiet=quiet,
         )
         init = "dae"
     train_images = np.concatenate([images, extra_images]) if len(extra_labels) else images
@@ -433,7 +462,7 @@ def _run_one(
         train_labels,
         len(data.classes),
         data.positive,
-        settings,
+        settings.training(),
         seed,
         steps,
         run_dir,
@@ -468,10 +497,6 @@ def _run_one(
     result = {"row": row, "test_prob_positive": probs[:, data.positive].round(5).tolist()}
     write_text_atomic(run_dir / "result.json", json.dumps(_strict(result), indent=1) + "\n")
     return row
-
-
-def run_directory(out: Path, arm: str, fraction: float, seed: int) -> Path:
-    return Path(out) / "runs" / arm / f"f{fraction:g}-s{seed}"
 
 
 def pretrain_directory(out: Path, seed: int) -> Path:
@@ -515,8 +540,6 @@ def synthesize(
 
 def evaluate_on_test(model: torch.nn.Module, data: StudyData, settings: StudySettings) -> tuple[dict, np.ndarray]:
     """Test-set metrics (positive class = ``data.positive``) and the class probabilities."""
-    from medlearn.apps.classification.model import TrainedClassifier
-    from medlearn.evaluation.classification import classification_metrics
 
     classifier = TrainedClassifier(
         model, data.classes, settings.classifier_settings().preprocessing, precision=settings.precision
@@ -596,7 +619,6 @@ def _say(message: str, quiet: bool) -> None:
 
 def _strict(value: Any) -> Any:
     """JSON-safe copy: numpy values unwrapped, NaN/inf as None, tuples as lists."""
-    from medlearn.evaluation.classification import to_jsonable
 
     return to_jsonable(value)
 

@@ -1,5 +1,8 @@
 """``medlearn generate study``: the label-scarce augmentation study, added to the generation command group (a study
-combines tasks, so it sits above them)."""
+combines tasks, so it sits above them).
+
+Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
+loading torch, MONAI or matplotlib."""
 
 from __future__ import annotations
 
@@ -54,7 +57,6 @@ def study_command(
         f"{result.target.get('statement', result.target.get('status'))}"
     )
     typer.echo(f"report: {result.report}")
-
 
 
 def register(app: typer.Typer) -> None:

@@ -13,20 +13,45 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from medlearn.apps.classification.arrays import ArrayTraining
+from medlearn.apps.studies.reconstruction import DenoisingReconstructionTask
+from medlearn.data.augment import build_augmentation
+from medlearn.data.dataset import ArrayClassificationDataset
+from medlearn.engine.reproducibility import make_loader_generator, seed_everything
+from medlearn.engine.rundir import RunDir
+from medlearn.engine.trainer import Trainer
+from medlearn.evaluation.classification import to_jsonable
+from medlearn.models import create_model
+from medlearn.models.autoencoder import build_autoencoder, state_digest, trunk_state
 from medlearn.utils.atomic import atomic_path, write_text_atomic
 
-if TYPE_CHECKING:
-    from medlearn.apps.studies.augmentation import StudySettings
+
+@dataclass(frozen=True)
+class Denoising:
+    """What the autoencoder learns to undo and for how long: ``noise_std`` Gaussian noise and ``mask_fraction``
+    masked pixels, ``epochs`` epochs, a decoder of ``decoder_width`` channels."""
+
+    epochs: int = 20
+    noise_std: float = 0.3
+    mask_fraction: float = 0.25
+    decoder_width: int = 64
 
 
 def pretrained_encoder(
-    images: np.ndarray, settings: StudySettings, seed: int, folder: Path, *, quiet: bool = True
+    images: np.ndarray,
+    training: ArrayTraining,
+    denoising: Denoising,
+    seed: int,
+    folder: Path,
+    *,
+    keep_checkpoints: bool = False,
+    quiet: bool = True,
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The seed's denoising-autoencoder trunk weights and their digest; trained once into ``folder``, then read back.
 
@@ -36,9 +61,6 @@ def pretrained_encoder(
     """
     from safetensors.torch import load_file, save_file
 
-    from medlearn.evaluation.classification import to_jsonable
-    from medlearn.models.autoencoder import state_digest
-
     folder = Path(folder)
     weights, summary = folder / "encoder.safetensors", folder / "pretrain.json"
     if weights.is_file() and summary.is_file():
@@ -47,7 +69,9 @@ def pretrained_encoder(
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted pre-training starts again
     started = time.perf_counter()
-    state, history, epochs = pretrain_denoising_autoencoder(images, settings, seed, folder / "run", quiet=quiet)
+    state, history, epochs = pretrain_denoising_autoencoder(
+        images, training, denoising, seed, folder / "run", quiet=quiet
+    )
     seconds = time.perf_counter() - started
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
@@ -59,61 +83,38 @@ def pretrained_encoder(
         "epochs": epochs,
         "seconds": seconds,
         "train_loss": [row["train_loss"] for row in history],
-        "noise_std": settings.noise_std,
-        "mask_fraction": settings.mask_fraction,
+        "noise_std": denoising.noise_std,
+        "mask_fraction": denoising.mask_fraction,
     }
     write_text_atomic(summary, json.dumps(to_jsonable(record), indent=2) + "\n")
-    if not settings.keep_checkpoints:
+    if not keep_checkpoints:
         shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)
     return state, digest
 
 
 def pretrain_denoising_autoencoder(
-    images: np.ndarray, settings: StudySettings, seed: int, run_dir: Path, *, quiet: bool = True
+    images: np.ndarray, training: ArrayTraining, denoising: Denoising, seed: int, run_dir: Path, *, quiet: bool = True
 ) -> tuple[dict[str, torch.Tensor], list[dict], int]:
-    """Train ``settings.model``'s trunk as a denoising autoencoder; ``(trunk state, history, epochs run)``."""
+    """Train ``training.model``'s trunk as a denoising autoencoder; ``(trunk state, history, epochs run)``."""
     from torch.utils.data import DataLoader
 
-    from medlearn.apps.studies.reconstruction import DenoisingReconstructionTask
-    from medlearn.data.augment import build_augmentation
-    from medlearn.data.dataset import ArrayClassificationDataset
-    from medlearn.engine.config import TrainConfig
-    from medlearn.engine.reproducibility import make_loader_generator, seed_everything
-    from medlearn.engine.rundir import RunDir
-    from medlearn.engine.trainer import Trainer
-    from medlearn.models import create_model
-    from medlearn.models.autoencoder import build_autoencoder, trunk_state
-
     seed_everything(seed)
-    classifier = create_model(settings.model, in_channels=settings.channels, num_classes=2, **settings.model_kwargs)
-    autoencoder = build_autoencoder(classifier, settings.channels, settings.image_size, width=settings.decoder_width)
+    classifier = create_model(training.model, in_channels=training.channels, num_classes=2, **training.model_kwargs)
+    autoencoder = build_autoencoder(classifier, training.channels, training.image_size, width=denoising.decoder_width)
     generator = make_loader_generator(seed)
     unlabelled = np.zeros(len(images), dtype=np.int64)  # the task never reads them
     dataset = ArrayClassificationDataset(
-        images, unlabelled, build_augmentation(settings.modality or "OT", spatial_dims=2)
+        images, unlabelled, build_augmentation(training.modality or "OT", spatial_dims=2)
     )
     loader = DataLoader(
         dataset,
-        batch_size=settings.batch_size,
+        batch_size=training.batch_size,
         shuffle=True,
         generator=generator,
-        drop_last=len(dataset) > settings.batch_size,
+        drop_last=len(dataset) > training.batch_size,
     )
-    config = TrainConfig(
-        epochs=settings.pretrain_epochs,
-        batch_size=settings.batch_size,
-        lr=settings.pretrain_lr,
-        weight_decay=settings.weight_decay,
-        warmup_epochs=settings.warmup_share * settings.pretrain_epochs,
-        grad_clip=1.0,
-        seed=seed,
-        max_minutes=settings.pretrain_minutes,
-        fit_schedule_to_budget=settings.pretrain_minutes is not None,
-        channels_last=True,
-        precision=settings.precision,
-        num_threads=settings.num_threads,
-    )
-    task = DenoisingReconstructionTask(settings.noise_std, settings.mask_fraction, validation_seed=seed)
+    config = training.config(denoising.epochs, seed)
+    task = DenoisingReconstructionTask(denoising.noise_std, denoising.mask_fraction, validation_seed=seed)
     trainer = Trainer(task, autoencoder, loader, None, config, RunDir(run_dir), generator=generator, quiet=quiet)
     fit = trainer.fit()
     return trunk_state(autoencoder), fit.history, fit.epochs_run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.studies.augmentation import REPORTED_METRICS, run_directory
+from medlearn.apps.studies.runs import REPORTED_METRICS, run_directory
 from medlearn.report import plots
 from medlearn.report.html import Report
 

@@ -17,6 +17,15 @@ from typing import Any
 
 from medlearn.utils.atomic import write_text_atomic
 
+#: The test metrics every run reports (and the study compares between arms).
+REPORTED_METRICS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity")
+
+
+def run_directory(out: Path, arm: str, fraction: float, seed: int) -> Path:
+    """Where one run of the study keeps its engine run and ``result.json``."""
+    return Path(out) / "runs" / arm / f"f{fraction:g}-s{seed}"
+
+
 RUN_COLUMNS: dict[str, type] = {
     "arm": str,
     "fraction": float,

@@ -1,0 +1,88 @@
+"""A training case as named arrays on one spatial grid, so patch sampling and augmentation move them together.
+
+Segmentation needs an image and its label map; registration a second image; detection and landmarks points
+and boxes. TorchIO groups such things in a ``Subject``; here a :class:`Case` holds:
+
+- ``image`` ``(C, *spatial)`` and any ``extra_images`` of the same grid (e.g. ``"moving"``): interpolated
+  linearly and intensity-augmented;
+- ``labels`` ``(*spatial)``: a label map, interpolated by nearest neighbour, never intensity-augmented;
+- ``points`` ``(N, ndim)``: voxel coordinates (landmarks, object centres), moved by the same spatial
+  transform and dropped when they leave a crop;
+- ``boxes`` ``(N, 2 * ndim)``: ``(low..., high...)`` voxel corners, moved like the points (the box around the
+  transformed corners) and clipped to the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from medlearn.data.records import Sample
+from medlearn.errors import MedlearnError
+
+
+@dataclass
+class Case:
+    """Named arrays of one case on one spatial grid (see the module docstring)."""
+
+    image: np.ndarray
+    labels: np.ndarray | None = None
+    name: str = ""
+    sample: Sample | None = None
+    extra_images: dict[str, np.ndarray] = field(default_factory=dict)
+    points: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        shape = self.spatial_shape
+        if self.labels is not None and tuple(self.labels.shape) != shape:
+            raise MedlearnError(f"labels of shape {self.labels.shape} on an image of spatial shape {shape}", self.name)
+        for key, array in self.extra_images.items():
+            if tuple(array.shape[1:]) != shape:
+                raise MedlearnError(f"{key} of spatial shape {array.shape[1:]} on an image of {shape}", self.name)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.image.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spatial_shape)
+
+    def with_arrays(self, **changes) -> Case:
+        """A copy with some arrays replaced (the others shared, not copied)."""
+        return replace(self, **changes)
+
+    def pad_to(self, size: tuple[int, ...]) -> Case:
+        """At least ``size`` along every axis: images padded with 0 (the normalised mean), labels with background,
+        at the far end so points and boxes keep their coordinates."""
+        pads = [(0, max(0, wanted - n)) for n, wanted in zip(self.spatial_shape, size, strict=True)]
+        if not any(after for _, after in pads):
+            return self
+        return self.with_arrays(
+            image=np.pad(self.image, [(0, 0), *pads]),
+            labels=None if self.labels is None else np.pad(self.labels, pads),
+            extra_images={key: np.pad(array, [(0, 0), *pads]) for key, array in self.extra_images.items()},
+        )
+
+    def slice_along(self, axis: int, index: int) -> Case:
+        """The ``index``-th slice along spatial ``axis`` as a case of one dimension less (points and boxes on
+        that slice kept, the axis dropped from their coordinates)."""
+        points = boxes = None
+        if self.points is not None:
+            on_slice = np.rint(self.points[:, axis]) == index
+            points = np.delete(self.points[on_slice], axis, axis=1)
+        if self.boxes is not None:
+            ndim = self.ndim
+            low, high = self.boxes[:, axis], self.boxes[:, axis + ndim]
+            through = (low <= index) & (index <= high)
+            kept = self.boxes[through]
+            boxes = np.delete(kept, [axis, axis + ndim], axis=1)
+        return self.with_arrays(
+            image=np.take(self.image, index, axis=axis + 1),
+            labels=None if self.labels is None else np.take(self.labels, index, axis=axis),
+            extra_images={key: np.take(array, index, axis=axis + 1) for key, array in self.extra_images.items()},
+            points=points,
+            boxes=boxes,
+        )
