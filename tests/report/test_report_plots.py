@@ -87,3 +87,36 @@ def test_histogram_single_and_grouped() -> None:
 
 def test_data_uri() -> None:
     assert plots.png_data_uri(b"\x89PNG").startswith("data:image/png;base64,iVBORw")
+
+
+def _has_colour(image: Image.Image, hex_colour: str, tolerance: int = 80, pixels: int = 30) -> bool:
+    """True when enough pixels are close to ``hex_colour`` (a series' markers were drawn, not just anti-aliasing)."""
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    rgb = np.asarray(image.convert("RGB"), dtype=int)
+    return int((np.abs(rgb - target).sum(axis=-1) < tolerance).sum()) >= pixels
+
+
+def test_dice_vs_case_properties_with_and_without_baseline() -> None:
+    rng = np.random.default_rng(3)
+    share = 10 ** rng.uniform(-4, -0.5, 12)
+    share[0] = 0.0  # a case without foreground sits at the left edge
+    dice = np.clip(0.5 + 0.1 * np.log10(share + 1e-6) + 0.4, 0, 1)
+    dice[1] = np.nan  # no Dice: left out
+    intensity = rng.normal(100, 20, 12)
+    names = [f"case_{i:02d}.nii.gz" for i in range(12)]
+    both = _png(plots.dice_vs_case_properties(dice, share, intensity, baseline_dice=dice * 0.9, names=names))
+    assert both.width > 1.8 * both.height  # two panels side by side
+    assert _has_colour(both, plots.PALETTE[0]) and _has_colour(both, plots.PALETTE[1])
+    alone = _png(plots.dice_vs_case_properties(dice, share, intensity))
+    assert _has_colour(alone, plots.PALETTE[0]) and not _has_colour(alone, plots.PALETTE[1])
+    _png(plots.dice_vs_case_properties([0.8], [0.0], [5.0], names=["only"]))  # one case, no positive share
+
+
+def test_intensity_histograms_show_both_distributions() -> None:
+    rng = np.random.default_rng(4)
+    train = [rng.normal(100, 10, (32, 32)), rng.normal(105, 10, (16, 16, 4))]  # cases of any shape
+    shifted = rng.normal(140, 12, 3000)
+    image = _png(plots.intensity_histograms(train, shifted))
+    assert _has_colour(image, plots.PALETTE[0]) and _has_colour(image, plots.PALETTE[1])
+    _png(plots.intensity_histograms(np.zeros(100), np.array([np.nan, 0.0, 0.0]), log_density=True))  # constant
+    _png(plots.intensity_histograms([], np.array([])))  # nothing to show still renders

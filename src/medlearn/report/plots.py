@@ -355,7 +355,7 @@ def sample_montage(items: Sequence[tuple[np.ndarray, str]], ncols: int = 6) -> b
 
 def gradcam_grid(items: Sequence[tuple[np.ndarray, np.ndarray, str]], ncols: int = 4) -> bytes:
     """Grad-CAM overlays (red = most influential for the prediction) with their captions."""
-    from medlearn.evaluation.gradcam import overlay
+    from medlearn.evaluation.gradcam import overlay  # on first use: only classification reports show Grad-CAM
 
     return image_grid([(overlay(image, cam), caption) for image, cam, caption in items], ncols=ncols, cell=2.3)
 
@@ -415,3 +415,137 @@ def metrics_vs_fraction_plot(
         ax.set(title=metric, xlabel="share of training labels", ylabel=f"test {metric} (%)")
     axes[0].legend(loc="lower right")
     return fig
+
+
+def _label_sparsely(ax: Any, x: np.ndarray, y: np.ndarray, names: Sequence[str] | None, count: int) -> None:
+    """Name the ``count`` lowest points (the failures a reader wants identified), not every point; labels alternate
+    above and below their point so neighbours do not overwrite each other."""
+    if not names or count <= 0:
+        return
+    for rank, i in enumerate(np.argsort(y, kind="stable")[:count]):
+        ax.annotate(
+            textwrap.shorten(str(names[i]), 22),
+            (x[i], y[i]),
+            xytext=(5, 5 if rank % 2 == 0 else -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="#444444",
+        )
+
+
+@_styled
+def dice_vs_case_properties(
+    model_dice: Sequence[float],
+    foreground_share: Sequence[float],
+    mean_intensity: Sequence[float],
+    *,
+    baseline_dice: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+    model_label: str = "model",
+    baseline_label: str = "baseline",
+    intensity_label: str = "mean image intensity",
+    labelled: int = 3,
+) -> Figure:
+    """Per-case Dice against the case's foreground share (log axis) and its mean intensity, two panels.
+
+    Failures concentrate on small structures or unusual intensities; this shows which, and whether the classical
+    baseline (second marker) fails on the same cases. Cases without foreground sit at the left edge of the first
+    panel (marked); cases with no Dice (NaN) are left out; the ``labelled`` worst model cases are named.
+    """
+    dice = np.asarray(model_dice, dtype=float)
+    share = np.asarray(foreground_share, dtype=float)
+    intensity = np.asarray(mean_intensity, dtype=float)
+    baseline = None if baseline_dice is None else np.asarray(baseline_dice, dtype=float)
+    positive = share[np.isfinite(share) & (share > 0)]
+    floor = float(positive.min()) / 3 if positive.size else 1e-4
+    shown_share = np.where(np.isfinite(share) & (share > 0), share, floor)
+    fig = _figure(10.0, 3.8)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, x, xlabel in (
+        (axes[0], shown_share, "foreground share of the case (log)"),
+        (axes[1], intensity, intensity_label),
+    ):
+        series = [(dice, model_label, "o", PALETTE[0], 0.8)]
+        if baseline is not None:
+            series.append((baseline, baseline_label, "x", PALETTE[1], 1.0))
+        for values, label, marker, colour, alpha in series:
+            keep = np.isfinite(values) & np.isfinite(x)
+            ax.scatter(x[keep], values[keep], marker=marker, s=30, color=colour, alpha=alpha, label=label)
+        keep = np.isfinite(dice) & np.isfinite(x)
+        _label_sparsely(
+            ax,
+            x[keep],
+            dice[keep],
+            None if names is None else [n for n, k in zip(names, keep, strict=True) if k],
+            labelled,
+        )
+        ax.set(xlabel=xlabel, ylim=(-0.03, 1.05))
+    axes[0].set_xscale("log")
+    if np.any(~(np.isfinite(share) & (share > 0))):
+        axes[0].axvline(floor, color="#999999", ls=":", lw=1, label="no foreground")
+    axes[0].set(title="Dice vs structure size", ylabel="Dice per case")
+    axes[1].set(title="Dice vs image intensity")
+    axes[0].legend(loc="lower right")
+    return fig
+
+
+@_styled
+def intensity_histograms(
+    train_values: np.ndarray | Sequence[np.ndarray],
+    test_values: np.ndarray | Sequence[np.ndarray],
+    *,
+    train_label: str = "training cases",
+    test_label: str = "evaluated cases",
+    xlabel: str = "intensity (original units)",
+    bins: int = 80,
+    log_density: bool = False,
+    title: str = "Intensity distributions",
+) -> Figure:
+    """Density-normalised intensity histograms of the training and the evaluated cases, overlaid, with medians.
+
+    A global threshold or a network trained on one intensity distribution fails on another; a shift shows as
+    displaced curves. The axis spans the pooled 0.5-99.5 percentiles so rare outliers do not squash the rest;
+    ``log_density`` helps when a background peak (zeros around a brain) dwarfs everything else.
+    """
+    groups = [
+        (train_label, _flat_finite(train_values), PALETTE[0]),
+        (test_label, _flat_finite(test_values), PALETTE[1]),
+    ]
+    pooled = np.concatenate([values for _, values, _ in groups])
+    fig = _figure(6.4, 3.6)
+    ax = fig.subplots()
+    if pooled.size:
+        low, high = (float(v) for v in np.percentile(pooled, [0.5, 99.5]))
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
+        edges = np.linspace(low, high, bins + 1)
+        for label, values, colour in groups:
+            if not values.size:
+                continue
+            median = float(np.median(values))
+            ax.hist(
+                values[(values >= low) & (values <= high)],
+                bins=edges,
+                density=True,
+                histtype="stepfilled",
+                alpha=0.35,
+                color=colour,
+                edgecolor=colour,
+                linewidth=1.2,
+                label=f"{label} (median {median:.4g}, n = {values.size:,})",
+            )
+            ax.axvline(median, color=colour, ls="--", lw=1.2)
+        if log_density:
+            ax.set_yscale("log")
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * (8 if log_density else 1.3))  # room for the legend above the curves
+        ax.legend(loc="upper center")
+    ax.set(title=title, xlabel=xlabel, ylabel="density" + (" (log)" if log_density else ""))
+    return fig
+
+
+def _flat_finite(values: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """One flat float array of the finite values of an array or of a sequence of arrays of any shapes."""
+    parts = [values] if isinstance(values, np.ndarray) else [np.asarray(v) for v in values]
+    flat = np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts]) if parts else np.zeros(0)
+    return flat[np.isfinite(flat)]
