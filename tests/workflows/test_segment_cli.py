@@ -268,3 +268,43 @@ def test_distinct_stems_disambiguate_only_what_collides(tmp_path: Path):
     assert stems[paths[0]] == "p1__s__x" and stems[paths[1]] == "p2__s__x"
     assert stems[paths[2]] == "y" and stems[paths[3]] == "z"
     assert len(set(distinct_stems([tmp_path / "x.png", tmp_path / "x.png"]).values())) == 1  # the same file
+
+
+def test_evaluate_scores_the_classical_baselines_beside_the_model_and_says_who_wins(
+    nuclei_run: Path, nuclei, tmp_path: Path, capsys
+):
+    """Training stored the learned threshold; evaluate scores it and Otsu on the same cases, compares in plain
+    words, and the report analyses failures against foreground share, intensity and the training intensities."""
+    stored = json.loads((nuclei_run / "baseline.json").read_text())
+    assert stored["labels"] == [0, 1] and stored["thresholds"]
+    out = tmp_path / "metrics.json"
+    assert main(["segment", "evaluate", str(nuclei_run), "--data", str(nuclei["test"]), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads(out.read_text())
+    assert set(metrics["baseline"]) == {"global-threshold", "otsu"}
+    assert metrics["baseline"]["global-threshold"]["dice"] > 0.6  # a real threshold on real nuclei
+    comparison = metrics["baseline_comparison"]
+    assert comparison["metric"] == "dice" and comparison["text"] in printed
+    assert ("does NOT beat" in comparison["text"]) == (not comparison["beaten"])
+    assert comparison["beaten"] == (metrics["dice"] > max(b["dice"] for b in metrics["baseline"].values()))
+    case = metrics["per_case"][0]
+    assert (
+        0 < case["foreground_share"] < 1 and case["mean_intensity"] > 0 and "global-threshold" in case["baseline_dice"]
+    )
+    report = (nuclei_run / "evaluation-test.html").read_text()
+    assert "Failure analysis" in report and "Classical baselines" in report
+    assert "Intensities of the training cases and of the evaluated cases" in report
+
+
+def test_evaluate_under_an_intensity_shift_hurts_the_fixed_threshold(nuclei_run: Path, nuclei, tmp_path: Path):
+    plain, shifted = tmp_path / "plain.json", tmp_path / "shifted.json"
+    data = ["--data", str(nuclei["test"])]
+    assert main(["segment", "evaluate", str(nuclei_run), *data, "--json", str(plain)]) == 0
+    assert main(["segment", "evaluate", str(nuclei_run), *data, "--json", str(shifted), "--shift", "scale:1.6"]) == 0
+    before, after = json.loads(plain.read_text()), json.loads(shifted.read_text())
+    assert after["shift"] == "scale:1.6" and before["shift"] is None
+    threshold = "global-threshold"
+    assert after["baseline"][threshold]["dice"] < before["baseline"][threshold]["dice"] - 0.05  # absolute scale lost
+    assert after["baseline"]["otsu"]["dice"] == pytest.approx(before["baseline"]["otsu"]["dice"], abs=0.02)
+    assert (nuclei_run / "evaluation-test-scale-1.6.html").is_file()
+    assert main(["segment", "evaluate", str(nuclei_run), *data, "--shift", "brightness:2"]) == 2

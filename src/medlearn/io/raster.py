@@ -62,6 +62,8 @@ def read_raster(path: Path, kind: str) -> MedicalImage:
     array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("="), copy=False))
     affine = np.asarray(meta["affine"], dtype=float) if "affine" in meta else np.eye(4)
     tags: dict = {"converted_from": meta["converted_from"]} if "converted_from" in meta else {}
+    if "affine" not in meta:
+        tags["spacing_unknown"] = True  # a plain raster records no pixel size: 1 per pixel, not millimetres
     tags.update({mark: True for mark in meta.get("marks", []) if mark in PROVENANCE_MARKS})
     if array.shape[0] == 3:
         tags["rgb_is_grey"] = channels_identical(array)

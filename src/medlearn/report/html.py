@@ -163,6 +163,16 @@ class Report:
         cap = f'<p class="caption">{escape(caption)}</p>' if caption else ""
         return self._block(title, table + cap)
 
+    def add_verdict(self, comparison: Mapping[str, Any] | None, title: str | None = None) -> Report:
+        """The model-vs-classical-baseline sentence (``BaselineComparison.to_dict()``): a warning box when the model
+        does not beat its baseline, a bold line when it does."""
+        if not comparison:
+            return self
+        text = escape(comparison.get("text") or "")
+        if comparison.get("beaten"):
+            return self._block(title, f"<p><strong>{text}</strong></p>")
+        return self._block(title, f'<div class="callout"><strong>Warning:</strong> {text}</div>')
+
     def add_kv(self, title: str | None, mapping: Mapping[str, Any]) -> Report:
         """Append a two-column key/value table."""
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in mapping.items())

@@ -13,7 +13,7 @@ import numpy as np
 
 from medlearn.apps.common.run_info import environment_info
 from medlearn.report import plots
-from medlearn.report.html import Markup, Report, escape, fixed
+from medlearn.report.html import Report, fixed
 from medlearn.utils.atomic import write_bytes_atomic
 
 SECTION_TITLES = ("Summary", "Comparison", "Examples", "Per-image results", "Training curves", "Configuration")
@@ -47,10 +47,7 @@ def triplet_png(images: tuple[np.ndarray, np.ndarray, np.ndarray], name: str, me
 def _baseline_warning(report: Report, summary: Mapping[str, Any]) -> None:
     """A warning box in plain words when the model does not beat the best classical baseline (PSNR): then the
     classical method, given the true noise level, is at least as good and costs no training."""
-    comparison = summary.get("baseline_comparison") or {}
-    if comparison and not comparison.get("beaten"):
-        text = str(comparison.get("text", ""))
-        report.add_html(Markup(f'<div class="callout"><strong>Warning:</strong> {escape(text)}</div>'))
+    report.add_verdict(summary.get("baseline_comparison"))
 
 
 def write_enhancement_report(

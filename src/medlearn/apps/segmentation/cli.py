@@ -92,6 +92,7 @@ def train_command(
         typer.echo(
             f"validation Dice {_number(outcome.metrics.get('dice'))}, HD95 {_number(outcome.metrics.get('hd95_mm'))} mm"
         )
+        _echo_baselines(outcome.metrics)
     typer.echo(f"run: {outcome.run_dir}")
     if outcome.report is not None:
         typer.echo(f"report: {outcome.report}")
@@ -106,15 +107,44 @@ def evaluate_command(
         Path | None, typer.Option(help="HTML report path (default: RUN_DIR/evaluation-<data>.html).")
     ] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")] = None,
+    shift: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-score on shifted copies of the cases: scale:F, offset:F, noise:F, resolution:F, "
+            "comma-separated (e.g. scale:1.3,noise:0.02)."
+        ),
+    ] = None,
 ) -> None:
-    """Dice, IoU, HD95 and ASD (mm) per case and class, in each image's own geometry; JSON and HTML report."""
+    """Dice, IoU, HD95 and ASD (mm) per case and class, in each image's own geometry, beside the classical
+    baselines (global threshold, Otsu); JSON and HTML report with the failure analysis."""
     from medlearn.apps.segmentation.evaluate import evaluate_run
+    from medlearn.evaluation.shifts import parse_shift
 
-    summary, report_path = evaluate_run(run_dir, data, json_path=json_out, report_path=report, tta=tta)
+    parsed = parse_shift(shift) if shift else None
+    summary, report_path = evaluate_run(run_dir, data, json_path=json_out, report_path=report, tta=tta, shift=parsed)
+    if parsed is not None:
+        typer.echo(f"   shift: {parsed.text}")
+    unit = summary.get("distance_unit", "mm")
     for name in ("dice", "iou", "hd95_mm", "asd_mm"):
-        typer.echo(f"{name:>8}: {_number(summary.get(name))}")
-    typer.echo(f"   cases: {summary['cases']} ({summary['cases_with_missed_structure']} with a missed structure)")
+        label = name.replace("_mm", f" ({unit})")
+        typer.echo(f"{label:>10}: {_number(summary.get(name))}")
+    typer.echo(
+        f"     cases: {summary['cases']} ({summary['cases_with_missed_structure']} with a missed structure, "
+        f"{summary['cases_with_false_positive']} with a false positive on an empty truth)"
+    )
+    _echo_baselines(summary)
     typer.echo(f"report: {report_path}")
+
+
+def _echo_baselines(summary: dict) -> None:
+    """The baselines' Dice and the plain-words comparison (or why there is no baseline)."""
+    for name, values in (summary.get("baseline") or {}).items():
+        typer.echo(f"baseline {name}: Dice {_number(values.get('dice'))}")
+    comparison = summary.get("baseline_comparison")
+    if comparison:
+        typer.echo(comparison["text"])
+    elif summary.get("baseline_note"):
+        typer.echo(summary["baseline_note"])
 
 
 @segment.command("predict")

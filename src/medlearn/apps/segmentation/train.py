@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 import medlearn
+from medlearn.apps.common.run_info import announce
+from medlearn.apps.segmentation.baseline import fit_and_store
 from medlearn.apps.segmentation.cases import prepare_cases
 from medlearn.apps.segmentation.evaluate import report_after_training
 from medlearn.apps.segmentation.settings import (
@@ -114,6 +116,9 @@ def train_segmenter(
             "training": training,
         }
     )
+    baseline = fit_and_store(run.path, split.train, plan.labels, seed=seed)  # the classical method to beat
+    if baseline.model is not None:
+        announce(f"classical baseline: {baseline.model.describe()}", quiet=quiet)
     return _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
 
 
