@@ -282,3 +282,12 @@ def test_run_dir_object_and_config_written_first(tmp_path):
     run.write_config({"training": fp32(epochs=1).to_dict()})
     result = make_trainer(run, ToyTask(), fp32(epochs=1)).fit()  # a config alone does not block the fit
     assert result.last_checkpoint == run.last_checkpoint and result.best_checkpoint == run.best_checkpoint
+
+
+def test_resume_after_a_crash_between_the_two_renames_of_a_checkpoint_swap(tmp_path):
+    """The previous checkpoint survives as .last.previous; resume must find it, not say 'nothing to resume'."""
+    make_trainer(tmp_path, ToyTask(), fp32(epochs=2)).fit()
+    last = tmp_path / "checkpoints" / "last"
+    last.rename(last.with_name(".last.previous"))  # the process died between renaming aside and renaming in
+    result = make_trainer(tmp_path, ToyTask(), fp32(epochs=3)).fit(resume=True)
+    assert result.epochs_run == 3 and last.is_dir()

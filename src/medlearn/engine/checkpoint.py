@@ -189,14 +189,34 @@ def _replace_dir(new: Path, target: Path) -> None:
     if target.exists():
         os.replace(target, backup)
     os.replace(new, target)
+    _fsync_directory(target.parent)  # the renames themselves survive a power cut only once the folder is flushed
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def recover_checkpoint(target: str | Path) -> None:
+    """Bring back the previous checkpoint if a swap was interrupted between its two renames (a no-op otherwise);
+    called before anything asks whether a checkpoint exists."""
+    _recover(Path(target))
+
+
 def _recover(target: Path) -> None:
-    """Bring back the previous checkpoint if a swap was interrupted between its two renames."""
     backup = _backup_of(target)
     if not target.exists() and backup.is_dir():
         os.replace(backup, target)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush a folder's entries (renames) to disk; not possible on every platform, where it is skipped."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _backup_of(target: Path) -> Path:

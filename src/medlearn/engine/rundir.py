@@ -68,8 +68,9 @@ class RunDir:
         return run
 
     def existing_run_marker(self) -> Path | None:
-        """The file that shows a run already lives here (config or last checkpoint), if any."""
-        for marker in (self.config_path, self.last_checkpoint):
+        """The file that shows a run already lives here (config or last checkpoint, also one whose swap was cut
+        short), if any."""
+        for marker in (self.config_path, self.last_checkpoint, self.last_checkpoint.with_name(".last.previous")):
             if marker.exists():
                 return marker
         return None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from medlearn.engine.budget import RECENT_EPOCHS, TimeBudget, epochs_affordable
-from medlearn.engine.checkpoint import load_checkpoint, save_checkpoint
+from medlearn.engine.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
 from medlearn.engine.config import TrainConfig
 from medlearn.engine.performance import (
     autocast_context,
@@ -357,6 +357,8 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _prepare(self, resume: bool | str | Path) -> None:
+        recover_checkpoint(self.run.last_checkpoint)  # a swap cut short between its renames: the previous one
+        recover_checkpoint(self.run.best_checkpoint)
         if not resume:
             if self.run.last_checkpoint.exists():  # config.yaml alone is fine: RunDir.create wrote it
                 raise MedlearnError(
