@@ -323,3 +323,16 @@ def test_a_model_worse_than_its_baseline_is_called_out(trained_run: Path, manife
     assert "does NOT beat its classical baseline" in capsys.readouterr().out
     html = (blank / "evaluation-test.html").read_text()
     assert "<strong>Warning:</strong> The model does NOT beat its classical baseline" in html
+
+
+def test_evaluating_on_the_runs_own_training_images_is_called_out(trained_run: Path, manifests, capsys):
+    """The training CSV given as test data: every image is one the model saw, and evaluate says so."""
+    out = trained_run.parent / "leaky.json"
+    assert main(["classify", "evaluate", str(trained_run), "--data", str(manifests["train"]), "--json", str(out)]) == 0
+    overlap = json.loads(out.read_text())["overlap_with_training"]
+    assert overlap["checked"] and overlap["same_file"] > 0.6 * overlap["images"]
+    assert overlap["near_duplicate_of_training"] >= overlap["same_file"]
+    assert "(near-)copies of the run's training/validation images" in capsys.readouterr().err
+    clean = trained_run.parent / "clean.json"
+    assert main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(clean)]) == 0
+    assert json.loads(clean.read_text())["overlap_with_training"]["same_file"] == 0

@@ -124,6 +124,13 @@ def evaluate(
         typer.echo(comparison["text"])
     if result.metrics.get("baseline_note"):
         typer.echo(result.metrics["baseline_note"])
+    overlap = result.metrics.get("overlap_with_training") or {}
+    if overlap.get("near_duplicate_of_training") or overlap.get("same_file"):
+        typer.echo(
+            f"warning: {overlap['near_duplicate_of_training']} of {overlap['images']} evaluated images are "
+            "(near-)copies of the run's training/validation images: these figures are optimistic",
+            err=True,
+        )
     typer.echo(f"report: {result.report}")
 
 

@@ -12,7 +12,7 @@ import torch
 
 from medlearn.apps.classification.model import TrainedClassifier, positive_index
 from medlearn.apps.common.run_info import data_slug, environment_info, read_history
-from medlearn.data.dedup import assign_groups
+from medlearn.data.dedup import assign_groups, find_duplicate_groups
 from medlearn.data.preload import Preloaded, preload
 from medlearn.data.sources import load_samples
 from medlearn.data.splits import Split
@@ -95,6 +95,7 @@ def evaluate_run(
     if unknown:
         raise MedlearnError(f"labels {unknown} are not among the model's classes {classifier.classes}", data)
     loaded = preload(samples, classifier.preprocessing, strict=strict)
+    overlap = training_overlap(run_dir, list(loaded.samples))
     index = {c: i for i, c in enumerate(classifier.classes)}
     labels = np.array([index[s.label] for s in loaded.samples], dtype=np.int64)
     positive_name = positive if positive is not None else classifier.config["classification"].get("positive")
@@ -116,10 +117,48 @@ def evaluate_run(
         montage_source=loaded,
         history=history,
         baseline=_run_baseline(run_dir, classifier),
+        caveats=overlap_caveats(overlap),
     )
+    metrics["overlap_with_training"] = overlap
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(metrics, indent=2))
     return EvaluationResult(metrics, report_path)
+
+
+def training_overlap(run_dir: Path, samples: list) -> dict:
+    """How many evaluated images the run has seen: the same file in its training or validation split, or a
+    near-duplicate of one (perceptual hash). A test set that overlaps them overstates the model's performance."""
+    split_file = Path(run_dir) / "split.csv"
+    if not split_file.is_file():
+        return {"checked": False}
+    split = Split.from_csv(split_file)
+    seen = [*split.train, *split.val]
+    seen_paths = {Path(s.path).resolve() for s in seen}
+    same_file = sum(Path(s.path).resolve() in seen_paths for s in samples)
+    report = find_duplicate_groups([*seen, *samples])
+    in_seen = set(range(len(seen)))
+    near = {
+        index - len(seen)
+        for group in report.groups
+        if any(member in in_seen for member in group)
+        for index in group
+        if index >= len(seen)
+    }
+    return {"checked": True, "same_file": same_file, "near_duplicate_of_training": len(near), "images": len(samples)}
+
+
+def overlap_caveats(overlap: dict) -> list[str]:
+    """The sentence the report and the console give when the evaluated images overlap what the run saw."""
+    if not overlap.get("checked"):
+        return ["The evaluated images could not be compared with the run's training split (no split.csv)."]
+    count = overlap["near_duplicate_of_training"]
+    if not count and not overlap["same_file"]:
+        return []
+    return [
+        f"{count} of the {overlap['images']} evaluated images are (near-)copies of images the model trained or was "
+        f"validated on ({overlap['same_file']} the very same file): these figures overstate its performance on "
+        "unseen images."
+    ]
 
 
 def _evaluate_arrays(
@@ -135,6 +174,7 @@ def _evaluate_arrays(
     montage_source: Preloaded,
     history: list[dict],
     baseline: BaselineChoice,
+    caveats: list[str] | None = None,
 ) -> dict:
     from medlearn.apps.classification.report import write_classification_report  # loads matplotlib
 
@@ -158,7 +198,7 @@ def _evaluate_arrays(
     write_classification_report(
         report_path,
         title=title,
-        summary={"evaluated_on": evaluated_on, "model": config["classification"]["model"]},
+        summary={"evaluated_on": evaluated_on, "model": config["classification"]["model"], "caveats": caveats or []},
         config=config,
         environment=environment_info(),
         data_summary=data_summary,
