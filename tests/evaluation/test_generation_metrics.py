@@ -293,3 +293,21 @@ def test_evaluate_generated_is_strict_json_and_ranks_a_collapsed_set_worse(brain
     assert bad["ms_ssim"] > 0.9 > good["ms_ssim"]
     assert bad["fid"] > good["fid"] and bad["kid"] > good["kid"]
     assert bad["recall"] < good["recall"]
+
+
+def test_kid_spread_is_undefined_when_every_subset_is_the_whole_set():
+    from medlearn.evaluation.generation import kernel_inception_distance
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(50, 8)), rng.normal(0.5, 1.0, size=(50, 8))
+    _, whole = kernel_inception_distance(real, fake, subsets=10, subset_size=1000)
+    _, sampled = kernel_inception_distance(real, fake, subsets=10, subset_size=20)
+    assert np.isnan(whole) and sampled > 0
+
+
+def test_seed_intervals_of_a_proportion_stay_within_0_and_1():
+    from medlearn.evaluation.seed_statistics import mean_interval
+
+    interval = mean_interval([0.96, 0.99, 1.0], bounds=(0.0, 1.0))
+    assert interval["high"] == 1.0 and interval["clipped"] and interval["low"] < interval["mean"]
+    assert mean_interval([0.96, 0.99, 1.0])["high"] > 1.0  # unbounded, as for a difference

@@ -130,8 +130,8 @@ def kernel_inception_distance(
 
     Each subset draws ``subset_size`` rows without replacement from each set (capped at the smaller
     set's size), as ``torch-fidelity`` does. The mean can be slightly negative: it is unbiased.
-    When both sets are no larger than ``subset_size`` every subset is the whole set, so the std is 0
-    (it measures subset-sampling spread, not the uncertainty of the estimate).
+    When both sets are no larger than ``subset_size`` every subset is the whole set: the std is then NaN (reported
+    as null), not a meaningless ~1e-16 (it measures subset-sampling spread, not the estimate's uncertainty).
     """
     real = _check_features(real_features, "real features", minimum=2)
     fake = _check_features(fake_features, "fake features", minimum=2, dim=real.shape[1])
@@ -144,7 +144,8 @@ def kernel_inception_distance(
         x = real[rng.choice(len(real), size, replace=False)]
         y = fake[rng.choice(len(fake), size, replace=False)]
         values[index] = mmd2_unbiased(x, y)
-    return float(values.mean()), float(values.std())
+    whole_sets = size == len(real) == len(fake)
+    return float(values.mean()), float("nan") if whole_sets else float(values.std())
 
 
 # -------------------------------------------------------------------------------- precision/recall
@@ -330,6 +331,11 @@ def evaluate_generated(
         "feature_dim": int(real_features.shape[1]),
         "kid_subset_size": min(kid_subset_size, len(real), len(fake)),
     }
+    if len(real) <= real_features.shape[1]:
+        result["fid_note"] = (
+            f"FID from {len(real)} real images in {real_features.shape[1]} feature dimensions: the covariance is "
+            "rank-deficient, so FID is biased upwards; compare FIDs only at equal numbers of images (KID is unbiased)"
+        )
     return {key: _finite_or_none(value) for key, value in result.items()}
 
 

@@ -15,8 +15,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """Mean, sample SD and two-sided t-interval of ``values`` (NaNs dropped); low/high None below 2 values."""
+def mean_interval(
+    values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> dict:
+    """Mean, sample SD and two-sided t-interval of ``values`` (NaNs dropped); low/high None below 2 values.
+
+    ``bounds``: the range the quantity cannot leave (a proportion: 0 to 1); the interval is clipped to it
+    (``clipped`` says when), instead of reporting an accuracy interval reaching 101%."""
     from scipy import stats
 
     finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
@@ -28,7 +33,11 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
         return {"mean": mean, "low": None, "high": None, "sd": None, "n": 1}
     sd = float(finite.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
+    low, high = mean - half, mean + half
+    clipped = bounds is not None and (low < bounds[0] or high > bounds[1])
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "low": low, "high": high, "sd": sd, "n": n, "clipped": clipped}
 
 
 def paired_difference(baseline: Mapping[int, float], other: Mapping[int, float], confidence: float = 0.95) -> dict:

@@ -646,7 +646,7 @@ def summarise(rows: Sequence[dict], settings: StudySettings, data: StudyData, ou
             }
             for metric in REPORTED_METRICS:
                 values = [cell[s][metric] for s in sorted(cell)]
-                entry[metric] = {**mean_interval(values, settings.confidence), "values": values}
+                entry[metric] = {**mean_interval(values, settings.confidence, bounds=(0.0, 1.0)), "values": values}
             summary.append(entry)
     comparisons = []
     for arm in (a for a in settings.arms if a != BASELINE):
