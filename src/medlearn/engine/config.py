@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from medlearn.errors import MedlearnError
+from medlearn.utils.settings import coerce_setting
 
 Precision = Literal["bf16", "fp32", "auto"]
 PRECISIONS: tuple[str, ...] = ("bf16", "fp32", "auto")
@@ -126,7 +126,9 @@ class TrainConfig:
                 source,
             )
         try:
-            return cls(**{key: _coerce(key, value, hints[key]) for key, value in values.items()})
+            return cls(
+                **{key: coerce_setting(f"training setting {key}", value, hints[key]) for key, value in values.items()}
+            )
         except MedlearnError as error:
             raise MedlearnError(error.problem, source or error.path) from None
 
@@ -134,37 +136,3 @@ class TrainConfig:
 def _check(ok: bool, name: str, problem: str, value: Any) -> None:
     if not ok:
         raise MedlearnError(f"training setting {name} {problem} (got {value!r})")
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Accept what YAML produces for ``hint``: ints for floats, ``1e-3`` (a YAML string) for floats."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin = typing.get_origin(hint)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            choices = ", ".join(map(str, typing.get_args(hint)))
-            raise MedlearnError(f"training setting {name} must be one of {choices} (got {value!r})")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise MedlearnError(f"training setting {name} must be true or false (got {value!r})")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise MedlearnError(f"training setting {name} must be a whole number (got {value!r})")
-        return value
-    if hint is float:
-        if isinstance(value, bool):
-            raise MedlearnError(f"training setting {name} must be a number (got {value!r})")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise MedlearnError(f"training setting {name} must be a number (got {value!r})") from None
-    return value

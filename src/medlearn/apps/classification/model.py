@@ -52,7 +52,10 @@ class TrainedClassifier:
         calibration = run_dir / "calibration.yaml"
         temperature = 1.0
         if calibration.is_file():
-            temperature = float(yaml.safe_load(calibration.read_text(encoding="utf-8"))["temperature"])
+            try:
+                temperature = float(yaml.safe_load(calibration.read_text(encoding="utf-8"))["temperature"])
+            except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+                raise MedlearnError(f"not a calibration file ({error})", calibration) from None
         precision = config.get("training", {}).get("precision", "auto")
         return cls(model, classes, settings.preprocessing, temperature, precision, config)
 
