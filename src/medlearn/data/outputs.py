@@ -8,6 +8,7 @@ takes to tell them apart.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from medlearn.data.files import IMAGE_SUFFIXES
 from medlearn.io.image import MedicalImage
+from medlearn.utils.atomic import atomic_path
 
 FORMAT_DICOM, FORMAT_NIFTI, FORMAT_NRRD = "DICOM", "NIfTI", "NRRD"
 #: Output suffix per input format that medlearn writes as it was read (rasters are decided by their pixels).
@@ -63,3 +65,13 @@ def distinct_stems(paths: Sequence[Path]) -> dict[Path, str]:
         for path in clashing:
             stems[path] = "__".join([*parents[path], stem_of(path)])
         depth += 1
+
+
+def write_table(path: Path, rows: Sequence[dict]) -> Path:
+    """The rows (one per input) as a CSV whose columns are every key seen, in first-seen order, written atomically."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)

@@ -37,7 +37,7 @@ dataset scheme.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,16 +107,18 @@ def choose_normalization(
     (the ``ct`` parameters). ``forced`` (a user's override) wins, and the reason says what the data suggested."""
     if not cases:
         raise MedlearnError("no training cases to choose a normalisation from")
-    suggested = _suggest(cases)
-    if forced is None or forced == suggested.scheme:
-        choice = suggested
-    else:
-        choice = NormalizationChoice(
-            check_scheme(forced),
-            reason=f"set by the user (the data suggested {suggested.scheme}: {suggested.reason})",
-        )
+    choice = _overridden(_suggest(cases), forced, check_scheme)
     choice.params = _parameters(choice.scheme, cases, dataset_scale, foreground_stats)
     return choice
+
+
+def _overridden(suggested: NormalizationChoice, forced: str | None, check: Callable[[str], str]) -> NormalizationChoice:
+    """The user's ``forced`` scheme (checked), its reason keeping what the data suggested; else the suggestion."""
+    if forced is None or forced == suggested.scheme:
+        return suggested
+    return NormalizationChoice(
+        check(forced), reason=f"set by the user (the data suggested {suggested.scheme}: {suggested.reason})"
+    )
 
 
 def _suggest(cases: Sequence[CaseIntensity]) -> NormalizationChoice:
@@ -335,14 +337,7 @@ def choose_image_normalization(
     scales differ."""
     if not images:
         raise MedlearnError("no training images to choose a normalisation from")
-    suggested = _suggest_for_images(images)
-    if forced is None or forced == suggested.scheme:
-        choice = suggested
-    else:
-        choice = NormalizationChoice(
-            check_image_scheme(forced),
-            reason=f"set by the user (the data suggested {suggested.scheme}: {suggested.reason})",
-        )
+    choice = _overridden(_suggest_for_images(images), forced, check_image_scheme)
     choice.params = pooled_scale(samples) if choice.scheme == "dataset" else {}
     return choice
 

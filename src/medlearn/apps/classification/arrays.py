@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
 from medlearn.data.augment import build_augmentation
@@ -47,6 +48,17 @@ class ArrayTraining:
     num_threads: int | None = None
     #: A time budget per run (the schedule is sized to it), or None.
     minutes: float | None = None
+
+    def loader(self, images: np.ndarray, labels: np.ndarray, generator: torch.Generator) -> DataLoader:
+        """Shuffled, augmented (classic augmentation of the modality) batches of the arrays."""
+        dataset = ArrayClassificationDataset(images, labels, build_augmentation(self.modality or "OT", spatial_dims=2))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=len(dataset) > self.batch_size,
+        )
 
     def config(self, epochs: int, seed: int) -> TrainConfig:
         """The engine's settings for ``epochs`` epochs (capped by ``minutes``)."""
@@ -84,7 +96,6 @@ def train_classifier_on_arrays(
     random initialisation depends on ``seed`` only, so every arm of a seed starts from the same weights.
     ``training`` gives the model, channels, modality (augmentation), batch size and optimisation settings.
     """
-    from torch.utils.data import DataLoader
 
     seed_everything(seed)
     model = create_model(
@@ -97,14 +108,7 @@ def train_classifier_on_arrays(
     except MedlearnError:  # an architecture without a known trunk (classic and gan arms still train)
         init_digest = ""
     generator = make_loader_generator(seed)
-    dataset = ArrayClassificationDataset(images, labels, build_augmentation(training.modality or "OT", spatial_dims=2))
-    loader = DataLoader(
-        dataset,
-        batch_size=training.batch_size,
-        shuffle=True,
-        generator=generator,
-        drop_last=len(dataset) > training.batch_size,
-    )
+    loader = training.loader(images, labels, generator)
     config = training.config(max(1, round(steps / len(loader))), seed)
     task = ClassificationTask(
         num_classes, class_weights=inverse_frequency_weights(labels, num_classes), positive=positive

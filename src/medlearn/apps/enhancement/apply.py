@@ -10,7 +10,6 @@ have the finer in-plane spacing in their affine. ``enhanced.csv`` lists what was
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json
@@ -21,7 +20,7 @@ import numpy as np
 
 from medlearn.apps.enhancement.model import TrainedEnhancer
 from medlearn.data.files import image_inputs
-from medlearn.data.outputs import distinct_stems, output_suffix, stem_of
+from medlearn.data.outputs import distinct_stems, output_suffix, stem_of, write_table
 from medlearn.errors import MedlearnError
 from medlearn.io import load, save
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic
@@ -70,7 +69,7 @@ def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: 
     if not outcome.rows:
         first = f" (first: {outcome.skipped[0][1]})" if outcome.skipped else ""
         raise MedlearnError(f"no input could be enhanced{first}")
-    outcome.table = _write_table(out_dir / "enhanced.csv", outcome.rows)
+    outcome.table = write_table(out_dir / "enhanced.csv", outcome.rows)
     return outcome
 
 
@@ -155,12 +154,3 @@ def read_enhancement_mark(path: str | Path) -> dict | str | None:
         descrip = bytes(nib.load(path).header.get("descrip", b"")).decode("latin-1", "replace")
         return {"by": "medlearn enhance"} if " enhanced" in descrip else None
     return None
-
-
-def _write_table(path: Path, rows: list[dict]) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

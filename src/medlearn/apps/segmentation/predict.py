@@ -8,7 +8,6 @@ and ``predictions.csv`` lists what was written with the segmented volume per lab
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +16,11 @@ import numpy as np
 
 from medlearn.apps.segmentation.model import TrainedSegmenter
 from medlearn.data.files import image_inputs
-from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, output_suffix
+from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, output_suffix, write_table
 from medlearn.errors import MedlearnError
 from medlearn.io import load, save
 from medlearn.io.dicom_seg import write_dicom_seg
-from medlearn.utils.atomic import atomic_path, write_bytes_atomic
+from medlearn.utils.atomic import write_bytes_atomic
 
 
 @dataclass
@@ -54,7 +53,7 @@ def predict_images(
         outcome.rows.append(_write_outputs(path, stems[path], image, prediction.mask, segmenter.plan.labels, out_dir))
     if not outcome.rows:
         raise MedlearnError("no input could be segmented", out_dir)
-    outcome.table = _write_table(out_dir / "predictions.csv", outcome.rows)
+    outcome.table = write_table(out_dir / "predictions.csv", outcome.rows)
     return outcome
 
 
@@ -90,12 +89,3 @@ def _png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _write_table(path: Path, rows: list[dict]) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

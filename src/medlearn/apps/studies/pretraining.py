@@ -21,8 +21,6 @@ import torch
 
 from medlearn.apps.classification.arrays import ArrayTraining
 from medlearn.apps.studies.reconstruction import DenoisingReconstructionTask
-from medlearn.data.augment import build_augmentation
-from medlearn.data.dataset import ArrayClassificationDataset
 from medlearn.engine.reproducibility import make_loader_generator, seed_everything
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
@@ -96,23 +94,12 @@ def pretrain_denoising_autoencoder(
     images: np.ndarray, training: ArrayTraining, denoising: Denoising, seed: int, run_dir: Path, *, quiet: bool = True
 ) -> tuple[dict[str, torch.Tensor], list[dict], int]:
     """Train ``training.model``'s trunk as a denoising autoencoder; ``(trunk state, history, epochs run)``."""
-    from torch.utils.data import DataLoader
-
     seed_everything(seed)
     classifier = create_model(training.model, in_channels=training.channels, num_classes=2, **training.model_kwargs)
     autoencoder = build_autoencoder(classifier, training.channels, training.image_size, width=denoising.decoder_width)
     generator = make_loader_generator(seed)
     unlabelled = np.zeros(len(images), dtype=np.int64)  # the task never reads them
-    dataset = ArrayClassificationDataset(
-        images, unlabelled, build_augmentation(training.modality or "OT", spatial_dims=2)
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=training.batch_size,
-        shuffle=True,
-        generator=generator,
-        drop_last=len(dataset) > training.batch_size,
-    )
+    loader = training.loader(images, unlabelled, generator)
     config = training.config(denoising.epochs, seed)
     task = DenoisingReconstructionTask(denoising.noise_std, denoising.mask_fraction, validation_seed=seed)
     trainer = Trainer(task, autoencoder, loader, None, config, RunDir(run_dir), generator=generator, quiet=quiet)
