@@ -66,14 +66,29 @@ def write_enhancement_report(
 
     With ``examples_dir`` the example triplets are also written there as PNG files.
     """
-
     sr = summary.get("task") == "sr"
     model = settings.get("model", "?")
     what = f"{summary.get('scale')}x super-resolution" if sr else f"denoising ({summary.get('noise')})"
     report = Report(title, f"{model}, {what}, evaluated on {evaluated_on}")
+    _summary_section(report, summary, model, sr)
+    _comparison_section(report, summary, model, sr)
+    _examples_section(report, examples, sr, examples_dir)
+    _per_image_section(report, summary)
+    report.add_section("Training curves")
+    if history:
+        report.add_image(None, plots.training_curves(history, "psnr", "max"))
+    else:
+        report.add_text("No training history in this run directory.", note=True)
+    report.add_section("Configuration")
+    report.add_kv(None, {"enhancement": settings, "training": config.get("training", {}), "data": config.get("data")})
+    report.add_kv("Environment", environment_info())
+    return report.write(path)
+
+
+def _summary_section(report: Report, summary: Mapping[str, Any], model: str, sr: bool) -> None:
+    """What the model reached, against the input and the best classical method, in words and cards."""
     baselines = dict(summary.get("baselines") or {})
     best = summary.get("best_baseline")
-
     report.add_summary("Summary")
     text = (
         f"The {model} model restored {summary.get('n_slices', 0)} slice(s) degraded by {summary.get('noise')} "
@@ -93,24 +108,25 @@ def write_enhancement_report(
         "SSIM (0 to 1) measures preserved local structure. Intensities are in the unit range the images were "
         "mapped to (CT window or 0.5-99.5 percentiles), so data_range is 1."
     )
+    best_card = (
+        [("best baseline PSNR", f"{fixed(baselines[best].get('psnr'), 2)} dB", _BASELINE_NAMES.get(best, best))]
+        if best
+        else []
+    )
     report.add_stats(
         None,
         [
             ("model PSNR", f"{fixed(summary.get('psnr'), 2)} dB", f"SSIM {fixed(summary.get('ssim'), 3)}"),
-            (
-                "input PSNR",
-                f"{fixed(summary['degraded'].get('psnr'), 2)} dB",
-                "bicubic" if sr else "degraded, unrestored",
-            ),
-            *(
-                [("best baseline PSNR", f"{fixed(baselines[best].get('psnr'), 2)} dB", _BASELINE_NAMES.get(best, best))]
-                if best
-                else []
-            ),
+            ("input PSNR", f"{fixed(summary['degraded'].get('psnr'), 2)} dB", "bicubic" if sr else "degraded"),
+            *best_card,
         ],
     )
     _baseline_warning(report, summary)
 
+
+def _comparison_section(report: Report, summary: Mapping[str, Any], model: str, sr: bool) -> None:
+    """Every method's PSNR/SSIM side by side, and their run times."""
+    baselines = dict(summary.get("baselines") or {})
     report.add_section("Comparison")
     rows = [
         [
@@ -120,8 +136,8 @@ def write_enhancement_report(
     ]
     rows += [[_BASELINE_NAMES.get(n, n), *(fixed(v.get(m), 3) for m in ("psnr", "ssim"))] for n, v in baselines.items()]
     rows.append([f"{model} (this model)", *(fixed(summary.get(m), 3) for m in ("psnr", "ssim"))])
-    seconds = summary.get("seconds") or {}
     report.add_table(None, rows, ["method", "PSNR (dB)", "SSIM"])
+    seconds = summary.get("seconds") or {}
     if seconds:
         report.add_table(
             "Run time",
@@ -134,18 +150,23 @@ def write_enhancement_report(
         note=True,
     )
 
-    report.add_section("Examples")
-    if examples:
-        for number, (images, name, metrics, degraded) in enumerate(examples):
-            png = triplet_png(images, name, metrics, degraded, sr)
-            if examples_dir is not None:
-                slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
-                write_bytes_atomic(Path(examples_dir) / f"{number:02d}_{slug}.png", png)
-            if number < MAX_EXAMPLES:
-                report.add_image(None, png, caption=name)
-    else:
-        report.add_text("No slices to show.", note=True)
 
+def _examples_section(report: Report, examples: Sequence[Example], sr: bool, examples_dir: Path | None) -> None:
+    report.add_section("Examples")
+    if not examples:
+        report.add_text("No slices to show.", note=True)
+        return
+    for number, (images, name, metrics, degraded) in enumerate(examples):
+        png = triplet_png(images, name, metrics, degraded, sr)
+        if examples_dir is not None:
+            slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+            write_bytes_atomic(Path(examples_dir) / f"{number:02d}_{slug}.png", png)
+        if number < MAX_EXAMPLES:
+            report.add_image(None, png, caption=name)
+
+
+def _per_image_section(report: Report, summary: Mapping[str, Any]) -> None:
+    baselines = dict(summary.get("baselines") or {})
     report.add_section("Per-image results")
     report.add_table(
         None,
@@ -162,14 +183,3 @@ def write_enhancement_report(
         ],
         ["image", "slices", "PSNR", "SSIM", "input PSNR", *(f"{n} PSNR" for n in baselines)],
     )
-
-    report.add_section("Training curves")
-    if history:
-        report.add_image(None, plots.training_curves(history, "psnr", "max"))
-    else:
-        report.add_text("No training history in this run directory.", note=True)
-
-    report.add_section("Configuration")
-    report.add_kv(None, {"enhancement": settings, "training": config.get("training", {}), "data": config.get("data")})
-    report.add_kv("Environment", environment_info())
-    return report.write(path)

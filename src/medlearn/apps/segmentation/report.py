@@ -60,12 +60,33 @@ def write_segmentation_report(
 ) -> Path:
     """Write the report; ``overlays`` is one ``(RGB image, caption)`` per case, in ``summary['per_case']`` order;
     ``intensities`` a sample of each evaluated case's intensities (channel 0) for the histogram."""
-
-    pixels = summary.get("distance_unit") == "px"
-    labels, meanings, unit = (_PIXEL_LABELS, _PIXEL_MEANINGS, "pixels") if pixels else (_LABELS, _MEANINGS, "mm")
     model = settings.get("model", "?")
     where = f"HYBRID data (synthetic lesions in real images): {evaluated_on}" if hybrid else evaluated_on
     report = Report(title, f"{model} segmentation, evaluated on {where}")
+    labels = _PIXEL_LABELS if summary.get("distance_unit") == "px" else _LABELS
+    _summary_section(report, summary, plan, model, hybrid)
+    _per_case_section(report, summary, labels)
+    _failure_analysis(report, summary, fingerprint, intensities)
+    _best_and_worst_section(report, summary, overlays)
+    report.add_section("Training curves")
+    if history:
+        report.add_image(None, plots.training_curves(history, "dice", "max"))
+    else:
+        report.add_text("No training history in this run directory.", note=True)
+    _plan_section(report, plan, fingerprint)
+    report.add_section("Configuration")
+    report.add_kv(None, {"segmentation": settings, "training": config.get("training", {}), "data": config.get("data")})
+    report.add_section("Environment")
+    report.add_kv(None, environment_info())
+    return report.write(path)
+
+
+def _summary_section(
+    report: Report, summary: Mapping[str, Any], plan: Mapping[str, Any], model: str, hybrid: bool
+) -> None:
+    """Headline figures in plain words and as cards, the outcomes, and the model beside its baselines."""
+    pixels = summary.get("distance_unit") == "px"
+    labels, meanings, unit = (_PIXEL_LABELS, _PIXEL_MEANINGS, "pixels") if pixels else (_LABELS, _MEANINGS, "mm")
     report.add_summary("Summary")
     dims = f"{plan.get('spatial_dims')}D" + (" slice by slice" if plan.get("slice_axis") is not None else "")
     report.add_text(
@@ -85,6 +106,8 @@ def write_segmentation_report(
     _outcomes(report, summary)
     _baselines(report, summary, labels)
 
+
+def _per_case_section(report: Report, summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
     report.add_section("Per-case results")
     cases = list(summary.get("per_case", []))
     report.add_table(
@@ -100,28 +123,28 @@ def write_segmentation_report(
             ["label", *labels.values()],
         )
 
-    _failure_analysis(report, summary, fingerprint, intensities)
 
+def _best_and_worst_section(
+    report: Report, summary: Mapping[str, Any], overlays: Sequence[tuple[np.ndarray | None, str]]
+) -> None:
     report.add_section("Best and worst cases")
+    cases = list(summary.get("per_case", []))
     ranked = sorted(
         (i for i, (image, _) in enumerate(overlays) if image is not None),
         key=lambda i: -(cases[i].get("dice") if cases[i].get("dice") is not None else -1.0),
     )
-    if ranked:
-        best = ranked[:OVERLAYS_PER_END]
-        worst = [i for i in ranked[::-1][:OVERLAYS_PER_END] if i not in best]
-        report.add_image("Best", plots.image_grid([overlays[i] for i in best], ncols=3, cell=3.2))
-        if worst:
-            report.add_image("Worst", plots.image_grid([overlays[i] for i in worst], ncols=3, cell=3.2))
-    else:
+    if not ranked:
         report.add_text("No cases to show.", note=True)
+        return
+    best = ranked[:OVERLAYS_PER_END]
+    worst = [i for i in ranked[::-1][:OVERLAYS_PER_END] if i not in best]
+    report.add_image("Best", plots.image_grid([overlays[i] for i in best], ncols=3, cell=3.2))
+    if worst:
+        report.add_image("Worst", plots.image_grid([overlays[i] for i in worst], ncols=3, cell=3.2))
 
-    report.add_section("Training curves")
-    if history:
-        report.add_image(None, plots.training_curves(history, "dice", "max"))
-    else:
-        report.add_text("No training history in this run directory.", note=True)
 
+def _plan_section(report: Report, plan: Mapping[str, Any], fingerprint: Mapping[str, Any] | None) -> None:
+    """The plan, why it normalises intensities as it does, and the fingerprint it came from."""
     report.add_section("Plan")
     report.add_text(
         "The plan was derived from the training data's fingerprint (spacings, sizes, foreground intensities, "
@@ -133,7 +156,7 @@ def write_segmentation_report(
         )
     if plan.get("normalization_warning"):
         report.add_text(f"Caveat: {plan['normalization_warning']}.", note=True)
-    report.add_kv(None, {key: value for key, value in plan.items()})
+    report.add_kv(None, dict(plan))
     if fingerprint:
         report.add_kv(
             "Fingerprint",
@@ -144,11 +167,6 @@ def write_segmentation_report(
                 "foreground intensity": fingerprint.get("foreground_intensity"),
             },
         )
-    report.add_section("Configuration")
-    report.add_kv(None, {"segmentation": settings, "training": config.get("training", {}), "data": config.get("data")})
-    report.add_section("Environment")
-    report.add_kv(None, environment_info())
-    return report.write(path)
 
 
 def _outcomes(report: Report, summary: Mapping[str, Any]) -> None:
