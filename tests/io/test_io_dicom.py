@@ -126,7 +126,9 @@ def test_real_monochrome1_radiograph_is_inverted() -> None:
 # --- series folders -----------------------------------------------------------------------------
 
 
-def _write_series(folder: Path, count: int, step: float, uid: str, description: str, offset: int = 0) -> list:
+def _write_series(
+    folder: Path, count: int, step: float, uid: str, description: str, offset: int = 0, drift_y: float = 0.0
+) -> list:
     """Slices of CT_small shifted along z by ``step``, each with its own constant added to the
     stored values, written under shuffled file names and InstanceNumbers."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ def _write_series(folder: Path, count: int, step: float, uid: str, description: 
     random.Random(uid).shuffle(numbers)
     for i in range(count):
         ds = pydicom.dcmread(_testfile("CT_small.dcm"))
-        ds.ImagePositionPatient = [float(base[0]), float(base[1]), float(base[2] + i * step)]
+        ds.ImagePositionPatient = [float(base[0]), float(base[1] + i * drift_y), float(base[2] + i * step)]
         ds.SOPInstanceUID = generate_uid()
         ds.SeriesInstanceUID = uid
         ds.SeriesDescription = description
@@ -216,3 +218,21 @@ def test_huge_dimensions_in_dicom_header_are_rejected_before_decoding(tmp_path: 
     with pytest.raises(ImageReadError, match=r"header claims \d+ voxels") as caught:
         load(tmp_path / "huge.dcm")
     assert "huge.dcm" in str(caught.value)
+
+
+def test_a_tilted_gantry_series_gets_a_sheared_affine_that_places_every_slice_where_it_was(tmp_path: Path) -> None:
+    """Each slice 2.5 mm further along z and 1 mm along y (a tilted gantry): a normal step would put the last slice
+    4 mm beside where it was acquired; the sheared affine puts each at its ImagePositionPatient."""
+    _write_series(tmp_path / "tilted", count=5, step=2.5, uid=generate_uid(), description="tilted", drift_y=1.0)
+    image = load(tmp_path / "tilted")
+    assert image.tags["gantry_tilt_degrees"] == pytest.approx(np.degrees(np.arctan(1.0 / 2.5)), abs=0.01)
+    positions = sorted(
+        (
+            np.array([float(v) for v in pydicom.dcmread(f).ImagePositionPatient])
+            for f in (tmp_path / "tilted").iterdir()
+        ),
+        key=lambda p: p[2],
+    )
+    for k, lps in enumerate(positions):
+        world = image.affine @ np.array([0.0, 0.0, k, 1.0])
+        np.testing.assert_allclose(world[:3], lps * np.array([-1.0, -1.0, 1.0]), atol=1e-4)

@@ -9,6 +9,7 @@ inverted so that bright means dense everywhere; and world coordinates must be RA
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,16 @@ def _stack(iop: np.ndarray, positions: list[np.ndarray], path: Path) -> tuple[np
     return order, step, depth[order] if irregular else None
 
 
+def _tilt(iop: np.ndarray, positions, order: np.ndarray, step: float, extra: dict[str, Any]) -> np.ndarray | None:
+    """The sheared slice step of a tilted-gantry stack (recorded in ``extra``), or None."""
+    vector = _slice_vector(iop, positions, order, step)
+    if vector is not None:
+        normal = np.cross(iop[:3], iop[3:])
+        cosine = abs(vector @ normal) / np.linalg.norm(vector)
+        extra["gantry_tilt_degrees"] = round(float(np.degrees(np.arccos(np.clip(cosine, 0.0, 1.0)))), 2)
+    return vector
+
+
 def _regular_slices(stack: np.ndarray, depths: np.ndarray, step: float) -> tuple[np.ndarray, dict[str, Any]]:
     """Slices acquired at irregular ``depths`` (a missing slice, a gap) interpolated linearly onto a regular grid
     of ``step`` from the first to the last depth, so the affine (one step) is true for every slice and distances
@@ -247,16 +258,41 @@ def _regular_slices(stack: np.ndarray, depths: np.ndarray, step: float) -> tuple
     return regular.astype(np.float32), note
 
 
-def _affine(iop: np.ndarray, spacing: np.ndarray, origin: np.ndarray | None, step: float | None) -> np.ndarray:
-    """RAS affine for a 2D slice (rows, cols) or, with ``step``, a volume (cols, rows, slices)."""
+def _affine(
+    iop: np.ndarray,
+    spacing: np.ndarray,
+    origin: np.ndarray | None,
+    step: float | None,
+    slice_vector: np.ndarray | None = None,
+) -> np.ndarray:
+    """RAS affine for a 2D slice (rows, cols) or, with ``step``, a volume (cols, rows, slices). ``slice_vector``
+    (LPS mm from one slice to the next) replaces ``normal * step`` when the slices do not lie along the normal
+    (a tilted gantry): the affine is then sheared, as the acquisition is."""
     along_row, along_col = iop[:3], iop[3:]  # directions of increasing column / row index
     origin = np.zeros(3) if origin is None else origin
     if step is None:
         axes = [along_col * spacing[0], along_row * spacing[1]]
     else:
         normal = np.cross(along_row, along_col)
-        axes = [along_row * spacing[1], along_col * spacing[0], normal * step]
+        third = normal * step if slice_vector is None else slice_vector
+        axes = [along_row * spacing[1], along_col * spacing[0], third]
     return LPS_TO_RAS @ affine_from_axes(axes, origin)
+
+
+#: Slices whose step leaves the normal by more than this angle (degrees) are a tilted-gantry acquisition.
+TILT_DEGREES = 0.1
+
+
+def _slice_vector(
+    iop: np.ndarray, positions: Sequence[np.ndarray], order: np.ndarray, step: float
+) -> np.ndarray | None:
+    """The mean LPS step between consecutive slices when it is not along the slice normal (gantry tilt), else
+    None. A normal step there would place every slice beside where it was acquired."""
+    ordered = np.asarray(positions, dtype=np.float64)[order]
+    vector = (ordered[-1] - ordered[0]) / (len(ordered) - 1)
+    normal = np.cross(iop[:3], iop[3:])
+    angle = np.degrees(np.arccos(np.clip(abs(vector @ normal) / max(np.linalg.norm(vector), 1e-12), 0.0, 1.0)))
+    return vector if angle > TILT_DEGREES and step > 0 else None
 
 
 # --- assembling ---------------------------------------------------------------------------------
@@ -325,16 +361,19 @@ def _read_file(path: Path, header: Dataset) -> MedicalImage:
             _channel_first(frames, False), _affine(iop, spacing, origin, None), ds, photometric, rescale, path
         )
     positions = _frame_positions(ds, count)
+    slice_vector = None
     if positions is not None:
         order, step, depths = _stack(iop, positions, path)
         frames, origin = frames[order], positions[order[0]]
         if depths is not None:
             frames, extra["irregular_slice_spacing"] = _regular_slices(frames, depths, step)
+        else:
+            slice_vector = _tilt(iop, positions, order, step, extra)
     else:
         step = _nominal_step(ds, count)
         extra["geometry"] = "no per-frame positions; frame step from header"
     array = _channel_first(frames, True)
-    return _image(array, _affine(iop, spacing, origin, step), ds, photometric, rescale, path, **extra)
+    return _image(array, _affine(iop, spacing, origin, step, slice_vector), ds, photometric, rescale, path, **extra)
 
 
 # --- series folders -----------------------------------------------------------------------------
@@ -395,9 +434,11 @@ def _read_series(folder: Path, series_uid: str | None) -> MedicalImage:
     iop, spacing, _ = _plane(first)
     positions = [_plane(ds)[2] for _, ds in members]
     extra: dict[str, Any] = {"slices": len(members)}
-    depths = None
+    depths, slice_vector = None, None
     if all(p is not None for p in positions):
         order, step, depths = _stack(iop, positions, folder)
+        if depths is None:
+            slice_vector = _tilt(iop, positions, order, step, extra)
     else:
         order = np.argsort([int(ds.get("InstanceNumber") or 0) for _, ds in members], kind="stable")
         step = _nominal_step(first, len(members))
@@ -414,5 +455,5 @@ def _read_series(folder: Path, series_uid: str | None) -> MedicalImage:
     if depths is not None:
         stack, extra["irregular_slice_spacing"] = _regular_slices(stack, depths, step)
     origin = positions[order[0]]
-    affine = _affine(iop, spacing, origin, step)
+    affine = _affine(iop, spacing, origin, step, slice_vector)
     return _image(_channel_first(stack, True), affine, first, photometric, rescales[0], folder, **extra)
