@@ -102,3 +102,20 @@ def test_mask_with_another_geometry_is_an_error_naming_the_mask(shared_data, tmp
             _plan(target_spacing=list(image.spacing)),
         )
     assert "moved_label.nrrd" in str(error.value)
+
+
+def test_labels_resampled_by_class_indicators_keep_smooth_boundaries():
+    """A disc on 4x-thick slices, brought to a 4x finer slice grid: linear interpolation of the indicator then
+    argmax puts the boundary between the thick slices, where nearest neighbour makes a staircase."""
+    import numpy as np
+
+    from medlearn.apps.segmentation.cases import resample_labels
+
+    indices = np.zeros((16, 16, 4), np.uint8)
+    indices[4:12, 4:12, 1:3] = 1
+    fine = resample_labels(indices, np.array([1.0, 1.0, 0.25]), (16, 16, 13), num_classes=2)
+    assert fine.dtype == np.uint8 and set(np.unique(fine)) == {0, 1}
+    along_z = fine[8, 8]
+    assert along_z.tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # boundaries half-way between the slices
+    same = resample_labels(indices, np.array([1.0, 1.0, 1.0]), (16, 16, 4), num_classes=2)
+    assert same is indices

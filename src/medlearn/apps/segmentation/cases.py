@@ -91,10 +91,25 @@ def prepare_case(sample: Sample, plan: SegmentationPlan) -> SegmentationCase:
     if sample.target is not None:
         mask = load(sample.target)
         check_same_geometry(image, mask)
-        indices = class_indices(mask, plan.labels)[None]
-        ratio = resampling_ratio(image.spacing, plan)
-        labels = resample_array(indices, ratio, array.shape[1:], order=0)[0]
+        indices = class_indices(mask, plan.labels)
+        labels = resample_labels(indices, resampling_ratio(image.spacing, plan), array.shape[1:], plan.num_classes)
     return SegmentationCase(image=array, labels=labels, name=sample.path.name, sample=sample)
+
+
+def resample_labels(indices: np.ndarray, ratio: np.ndarray, shape: Sequence[int], num_classes: int) -> np.ndarray:
+    """Class indices on the planned grid: each class's indicator interpolated linearly, then the most likely class
+    per voxel (as nnU-Net resamples segmentations), so boundaries stay smooth where nearest-neighbour resampling
+    of strongly anisotropic data would give staircases; without resampling the indices come back unchanged."""
+    if np.allclose(ratio, 1.0) and tuple(indices.shape) == tuple(shape):
+        return indices
+    best = np.zeros(tuple(shape), dtype=np.float32)
+    labels = np.zeros(tuple(shape), dtype=np.uint8)
+    for index in range(num_classes):
+        indicator = (indices == index).astype(np.float32)[None]
+        share = resample_array(indicator, ratio, shape, order=1)[0]
+        better = share > best
+        labels[better], best[better] = index, share[better]
+    return labels
 
 
 def prepare_cases(samples: Sequence[Sample], plan: SegmentationPlan) -> list[SegmentationCase]:
