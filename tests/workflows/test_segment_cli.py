@@ -183,6 +183,18 @@ def test_3d_run_on_the_mni152_template_segments_white_matter(shared_data: Path, 
     source = load(rows[1][0])
     assert predicted.spatial_shape == source.spatial_shape
     np.testing.assert_allclose(predicted.affine, source.affine, atol=1e-4)
+    # the same volume stored another way (axes permuted and flipped, as a sagittal acquisition would store it):
+    # the model sees it reoriented to RAS+ and its mask comes back in the file's own array order, voxel for voxel
+    assert plan["canonical"] is True
+    stored = np.flip(np.transpose(source.array, (0, 3, 1, 2)), axis=1)
+    permute = np.array([[0, 0, -1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)
+    permute[:3, 3] = [source.spatial_shape[2] - 1, 0, 0]
+    sagittal = image_from_affine(np.ascontiguousarray(stored), source.affine @ np.linalg.inv(permute) @ np.eye(4))
+    save(sagittal, tmp_path / "sagittal.nii.gz")
+    assert main(["segment", "predict", str(out), str(tmp_path / "sagittal.nii.gz"), "--out", str(tmp_path / "p2")]) == 0
+    again = load(tmp_path / "p2" / "sagittal_mask.nii.gz")
+    expected = np.flip(np.transpose(predicted.array, (0, 3, 1, 2)), axis=1)
+    np.testing.assert_array_equal(again.array, expected)
 
 
 def _shift(start: int | None) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load
+from medlearn.io.orientation import to_canonical
 from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_scale
 
 #: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost); as many
@@ -120,7 +121,9 @@ class DatasetFingerprint:
 
 
 def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed: int = 0) -> DatasetFingerprint:
-    """Read every image/mask pair once and summarise it (masks must match their images' geometry).
+    """Read every image/mask pair once and summarise it (masks must match their images' geometry). Volumes are
+    measured in their closest RAS+ orientation (:mod:`medlearn.io.orientation`), so shapes and spacings of a
+    dataset that mixes sagittal and axial files are compared axis by anatomical axis.
 
     ``modality`` names it for formats that do not record one (NIfTI, NRRD, TIFF say "OT").
     """
@@ -134,6 +137,7 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
             raise MedlearnError("no mask given for this image", sample.path)
         image, mask = load(sample.path), load(sample.target)
         check_same_geometry(image, mask)
+        image, mask = to_canonical(image)[0], to_canonical(mask)[0]
         labels = np.rint(mask.array[0]).astype(np.int64)
         if labels.min() < 0:
             raise MedlearnError(f"mask has negative labels ({labels.min()})", sample.target)

@@ -57,6 +57,9 @@ class SegmentationPlan:
     channels: int = 1
     #: First-stage channels of models that take ``base_channels`` (16: what runs planned before it existed used).
     base_channels: int = 16
+    #: Volumes are brought to their closest RAS+ orientation before anything else (False: plans made before
+    #: medlearn reoriented, used as their cases are stored).
+    canonical: bool = False
     #: Why the fingerprint chose ``normalization`` (shown with the plan and in the report).
     normalization_reason: str = ""
     #: A caveat of that choice, if any.
@@ -132,6 +135,7 @@ def make_plan(fp: DatasetFingerprint, overrides: dict | None = None) -> Segmenta
         slice_axis=slice_axis,
         channels=fp.channels,
         base_channels=32 if network_dims == 2 else 16,
+        canonical=fp.spatial_dims == 3,
         normalization_reason=normalization.reason,
         normalization_warning=normalization.warning,
     )

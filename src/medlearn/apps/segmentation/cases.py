@@ -18,6 +18,7 @@ from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io import load
 from medlearn.io.image import MedicalImage
 from medlearn.io.intensity import apply_normalization
+from medlearn.io.orientation import to_canonical
 from medlearn.io.resample import resample_array
 from medlearn.planning.fingerprint import check_same_geometry
 from medlearn.planning.plan import SegmentationPlan
@@ -50,13 +51,16 @@ def normalize_for_plan(array: np.ndarray, plan: SegmentationPlan) -> np.ndarray:
 
 
 def prepare_image(image: MedicalImage, plan: SegmentationPlan) -> np.ndarray:
-    """``(C, *spatial)`` float32 at the plan's spacing, normalised; non-finite pixels are an error."""
+    """``(C, *spatial)`` float32 at the plan's spacing (in the closest RAS+ orientation when the plan says
+    ``canonical``), normalised; non-finite pixels are an error."""
     if image.channels != plan.channels:
         raise MedlearnError(
             f"the model expects {plan.channels} channel(s), this image has {image.channels}", image.source
         )
     if not np.isfinite(image.array).all():
         raise NonFiniteImageError("image holds NaN or infinite values", image.source)
+    if plan.canonical:
+        image = to_canonical(image)[0]
     ratio = resampling_ratio(image.spacing, plan)
     array = resample_array(image.array, ratio, planned_shape(image.spatial_shape, ratio), order=1)
     return normalize_for_plan(array, plan)
@@ -91,6 +95,8 @@ def prepare_case(sample: Sample, plan: SegmentationPlan) -> SegmentationCase:
     if sample.target is not None:
         mask = load(sample.target)
         check_same_geometry(image, mask)
+        if plan.canonical:
+            image, mask = to_canonical(image)[0], to_canonical(mask)[0]
         indices = class_indices(mask, plan.labels)
         labels = resample_labels(indices, resampling_ratio(image.spacing, plan), array.shape[1:], plan.num_classes)
     return SegmentationCase(image=array, labels=labels, name=sample.path.name, sample=sample)

@@ -25,6 +25,7 @@ from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
 from medlearn.inference.sliding_window import dense_probabilities
 from medlearn.io.image import MedicalImage
+from medlearn.io.orientation import to_canonical
 from medlearn.io.resample import resample_array
 from medlearn.planning.plan import SegmentationPlan
 
@@ -68,7 +69,8 @@ class TrainedSegmenter:
                 f"the model segments {len(self.plan.target_spacing)}D images, this one is {image.spatial_ndim}D",
                 image.source,
             )
-        array = torch.from_numpy(prepare_image(image, self.plan))
+        oriented, reorientation = to_canonical(image) if self.plan.canonical else (image, None)
+        array = torch.from_numpy(prepare_image(oriented, self.plan))
         device = torch.device("cpu")
         precision = resolve_precision(self.precision, device)
         with autocast_context(precision, device):
@@ -78,8 +80,10 @@ class TrainedSegmenter:
                 self.plan.window(self.settings.overlap if overlap is None else overlap),
                 tta=self.settings.tta if tta is None else tta,
             ).numpy()
-        back = 1.0 / resampling_ratio(image.spacing, self.plan)
-        probabilities = resample_array(probabilities, back, image.spatial_shape, order=1)
+        back = 1.0 / resampling_ratio(oriented.spacing, self.plan)
+        probabilities = resample_array(probabilities, back, oriented.spatial_shape, order=1)
+        if reorientation is not None:
+            probabilities = np.ascontiguousarray(reorientation.undo(probabilities))  # the input's own array order
         values = np.asarray(self.plan.labels, dtype=np.uint16 if max(self.plan.labels) > 255 else np.uint8)
         labels = values[probabilities.argmax(0)][None]
         mask = dataclasses.replace(
