@@ -236,3 +236,12 @@ def test_a_tilted_gantry_series_gets_a_sheared_affine_that_places_every_slice_wh
     for k, lps in enumerate(positions):
         world = image.affine @ np.array([0.0, 0.0, k, 1.0])
         np.testing.assert_allclose(world[:3], lps * np.array([-1.0, -1.0, 1.0]), atol=1e-4)
+
+
+def test_an_archive_pointed_at_by_mistake_is_refused_before_reading_its_headers(tmp_path: Path, monkeypatch) -> None:
+    import medlearn.io.dicom as dicom_module
+
+    monkeypatch.setattr(dicom_module, "MAX_FOLDER_FILES", 3)
+    _write_series(tmp_path / "many", count=5, step=2.5, uid=generate_uid(), description="many")
+    with pytest.raises(ImageReadError, match="more than 3 files"):
+        load(tmp_path / "many")

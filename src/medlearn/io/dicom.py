@@ -331,9 +331,7 @@ def _image(
     source: Path,
     **extra: Any,
 ) -> MedicalImage:
-    tags: dict[str, Any] = {"dicom": safe_tags(ds), **extra}
-    if ds.get("SeriesInstanceUID"):
-        tags["series_uid"] = str(ds.SeriesInstanceUID)
+    tags: dict[str, Any] = {"dicom": safe_tags(ds), **extra}  # no UIDs: they link an image to a patient's study
     if array.shape[0] == 3:
         tags["rgb_is_grey"] = channels_identical(array)
     return image_from_affine(
@@ -379,10 +377,22 @@ def _read_file(path: Path, header: Dataset) -> MedicalImage:
 # --- series folders -----------------------------------------------------------------------------
 
 
+#: Files a series folder may hold: a whole archive pointed at by mistake would otherwise be read header by header.
+MAX_FOLDER_FILES = 50_000
+
+
 def _scan(folder: Path) -> list[tuple[Path, Dataset]]:
     """Headers of every DICOM image file below ``folder``; other files are ignored."""
     found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = []
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            files.append(path)
+            if len(files) > MAX_FOLDER_FILES:
+                raise ImageReadError(
+                    f"folder holds more than {MAX_FOLDER_FILES:,} files; point at the folder of one series", folder
+                )
+    for path in sorted(files):
         if path.name.upper() == "DICOMDIR" or path.stat().st_size == 0:
             continue
         try:
