@@ -336,3 +336,16 @@ def test_evaluating_on_the_runs_own_training_images_is_called_out(trained_run: P
     clean = trained_run.parent / "clean.json"
     assert main(["classify", "evaluate", str(trained_run), "--data", str(manifests["test"]), "--json", str(clean)]) == 0
     assert json.loads(clean.read_text())["overlap_with_training"]["same_file"] == 0
+
+
+def test_a_run_records_its_model_defaults_so_a_later_default_change_keeps_it_loadable(trained_run: Path, monkeypatch):
+    import yaml
+
+    from medlearn.apps.classification.model import TrainedClassifier
+    from medlearn.models import shallow
+
+    recorded = yaml.safe_load((trained_run / "config.yaml").read_text())["classification"]["model_kwargs"]
+    assert recorded == {"spatial_dims": 2}  # the factory's keyword defaults (in/out sizes come from the data)
+    monkeypatch.setattr(shallow.cls_shallow, "__defaults__", (1, 2, 3))  # a release makes 3D the default
+    model = TrainedClassifier.from_run_dir(trained_run).model  # still the 2D network the weights belong to
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import medlearn
@@ -25,7 +25,7 @@ from medlearn.engine.config import TrainConfig
 from medlearn.engine.reproducibility import make_loader_generator, seed_everything
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
-from medlearn.models import create_model
+from medlearn.models import create_model, model_defaults
 from medlearn.utils.settings import merge_layers
 from medlearn.utils.yaml_files import read_yaml
 
@@ -76,6 +76,9 @@ def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool
     classes = labelled_classes(samples, request.data)
     split = split_with_duplicate_groups(samples, request.settings, config.seed)
     settings = choose_normalization(split.train, request.settings, config.seed)
+    # the factory's current defaults written into the run: a later change of a default keeps this run loadable
+    recorded = {**model_defaults(settings.model, exclude=("in_channels", "num_classes")), **settings.model_kwargs}
+    settings = replace(settings, model_kwargs=recorded)
     announce(f"normalization {settings.normalization}: {settings.normalization_reason}", quiet=quiet)
     data = prepare_data(split, classes, settings, strict=strict, cache_dir=default_cache_dir())
     run = RunDir.create(request.out)  # only once the data are known to be usable: no half-made run folders
