@@ -157,3 +157,35 @@ def test_study_runs_with_the_conditional_gan(manifests, tmp_path: Path):
     assert len(gan_runs) == 2  # one conditional GAN per labelled subset
     assert yaml.safe_load(gan_runs[0].read_text())["classes"] == ["0", "1"]
     assert (out / "report.html").is_file()
+
+
+def test_evaluate_measures_the_classical_pca_gaussian_baseline_beside_the_generator(
+    trained_run: Path, manifests, tmp_path: Path, capsys
+):
+    assert (trained_run / "baseline.npz").is_file()  # fitted on the training images when training started
+    out = tmp_path / "metrics.json"
+    assert main(["generate", "evaluate", str(trained_run), "--data", str(manifests["real"]), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    scores = metrics["baseline"]["pca-gaussian"]
+    assert scores["fid"] > 0 and 0 <= scores["recall"] <= 1
+    comparison = metrics["baseline_comparison"]
+    assert comparison["metric"] == "fid" and comparison["higher_is_better"] is False
+    assert comparison["beaten"] == (metrics["fid"] < scores["fid"]) and comparison["text"] in capsys.readouterr().out
+
+
+def test_the_pca_gaussian_baseline_samples_each_class_around_its_mean(tmp_path: Path):
+    import numpy as np
+
+    from medlearn.evaluation.baselines.generation import PCAGaussian, fit_pca_gaussian
+
+    rng = np.random.default_rng(0)
+    dark = rng.normal(0.2, 0.02, size=(30, 1, 8, 8)).clip(0, 1)
+    bright = rng.normal(0.8, 0.02, size=(30, 1, 8, 8)).clip(0, 1)
+    baseline = fit_pca_gaussian(np.concatenate([dark, bright]), np.repeat([0, 1], 30), ["dark", "bright"])
+    samples = baseline.sample(40, np.repeat([0, 1], 20), seed=1)
+    assert samples.shape == (40, 1, 8, 8)
+    assert abs(samples[:20].mean() - 0.2) < 0.02 and abs(samples[20:].mean() - 0.8) < 0.02
+    again = PCAGaussian.load(baseline.save(tmp_path / "b.npz"))
+    np.testing.assert_array_equal(
+        again.sample(5, np.zeros(5, int), seed=2), baseline.sample(5, np.zeros(5, int), seed=2)
+    )

@@ -128,6 +128,10 @@ def evaluate_command(
         value = metrics.get(name)
         typer.echo(f"{name:>13}: {'n/a' if value is None else f'{value:.4f}'}")
     typer.echo(f"     features: {metrics['feature_network']}")
+    for name, values in (metrics.get("baseline") or {}).items():
+        typer.echo(f"classical baseline ({name}): FID {values.get('fid')}, KID {values.get('kid')}")
+    if metrics.get("baseline_comparison"):
+        typer.echo(metrics["baseline_comparison"]["text"])
     typer.echo(f"report: {report_path}")
 
 

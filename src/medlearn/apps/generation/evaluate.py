@@ -19,11 +19,23 @@ from medlearn.apps.generation.features import feature_network
 from medlearn.apps.generation.model import TrainedGenerator
 from medlearn.data.sources import load_samples
 from medlearn.errors import MedlearnError
+from medlearn.evaluation.baselines import compare_to_baseline
+from medlearn.evaluation.baselines.generation import PCAGaussian
 from medlearn.evaluation.generation import evaluate_generated
 from medlearn.utils.atomic import write_text_atomic
 
 #: Fewer real images than this make FID and KID meaningless (covariances of hundreds of dimensions).
 MIN_REAL_IMAGES = 20
+BASELINE_FILE = "baseline.npz"
+#: What the baseline is compared on (lower is better), and what of its evaluation the JSON keeps.
+BASELINE_METRIC = "fid"
+BASELINE_METRICS = ("fid", "kid", "precision", "recall", "ms_ssim")
+
+
+def run_baseline(run_dir: Path) -> PCAGaussian | None:
+    """The run's classical baseline (fitted at training), or None for a run made before baselines existed."""
+    path = Path(run_dir) / BASELINE_FILE
+    return PCAGaussian.load(path) if path.is_file() else None
 
 
 def matching_labels(generator: TrainedGenerator, real_labels: Sequence[str | None]) -> np.ndarray | None:
@@ -43,17 +55,26 @@ def evaluate_generator(
     *,
     features=None,
     seed: int = 0,
+    baseline: PCAGaussian | None = None,
 ) -> dict:
     """FID, KID, precision/recall, MS-SSIM (generated and real) of as many samples as real ``(N, C, S, S)`` [0, 1]
-    images; ``features`` defaults to the fixed random network (see :mod:`medlearn.evaluation.feature_network`)."""
+    images; ``features`` defaults to the fixed random network (see :mod:`medlearn.evaluation.feature_network`).
+    With a ``baseline``, as many of its samples are measured the same way (JSON ``baseline``)."""
 
     if len(real) < MIN_REAL_IMAGES:
         raise MedlearnError(f"need at least {MIN_REAL_IMAGES} real images to compare distributions; got {len(real)}")
     started = time.perf_counter()
-    fake = generator.sample(len(real), matching_labels(generator, real_labels), seed=seed)
+    labels = matching_labels(generator, real_labels)
+    fake = generator.sample(len(real), labels, seed=seed)
     sampling_seconds = time.perf_counter() - started
     extractor = features or feature_network(generator.settings.features, generator.settings.channels)
     metrics = evaluate_generated(real, fake, extractor, seed=seed)
+    metrics["baseline"], metrics["baseline_comparison"] = {}, None
+    if baseline is not None:
+        scores = evaluate_generated(real, baseline.sample(len(real), labels, seed=seed), extractor, seed=seed)
+        metrics["baseline"] = {baseline.name: {key: scores.get(key) for key in BASELINE_METRICS}}
+        comparison = compare_to_baseline(metrics, metrics["baseline"], BASELINE_METRIC, higher_is_better=False)
+        metrics["baseline_comparison"] = comparison.to_dict("FID (lower is better)") if comparison else None
     metrics.update(
         model=generator.settings.model,
         objective=generator.model.objective,
@@ -82,7 +103,12 @@ def evaluate_run(
     real = load_generation_images(samples, generator.settings, [], show_progress=False)
     extractor = feature_network(features or generator.settings.features, generator.settings.channels)
     metrics = evaluate_generator(
-        generator, real.arrays.astype(np.float32), [s.label for s in real.samples], features=extractor, seed=seed
+        generator,
+        real.arrays.astype(np.float32),
+        [s.label for s in real.samples],
+        features=extractor,
+        seed=seed,
+        baseline=run_baseline(run_dir),
     )
     metrics["evaluated_on"] = str(data)
     metrics["skipped"] = [{"path": p, "reason": r} for p, r in real.skipped]
@@ -106,7 +132,9 @@ def report_after_training(
     }
     metrics = None
     if len(val_images) >= MIN_REAL_IMAGES:
-        metrics = evaluate_generator(generator, val_images, val_labels, features=features)
+        metrics = evaluate_generator(
+            generator, val_images, val_labels, features=features, baseline=run_baseline(run_dir)
+        )
         metrics["evaluated_on"] = "held-out real training images"
         write_text_atomic(run_dir / "val_metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
     report = write_run_report(

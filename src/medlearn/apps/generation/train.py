@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import medlearn
 from medlearn.apps.classification.train import default_cache_dir
 from medlearn.apps.generation.data import GenerationImages, check_enough_images, image_classes, load_generation_images
-from medlearn.apps.generation.evaluate import report_after_training
+from medlearn.apps.generation.evaluate import BASELINE_FILE, report_after_training
 from medlearn.apps.generation.features import feature_network
 from medlearn.apps.generation.sample_grid import grid_png
 from medlearn.apps.generation.settings import (
@@ -29,6 +29,7 @@ from medlearn.engine.config import TrainConfig
 from medlearn.engine.reproducibility import make_loader_generator, seed_everything
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
+from medlearn.evaluation.baselines.generation import fit_pca_gaussian
 from medlearn.utils.atomic import write_bytes_atomic
 from medlearn.utils.settings import merge_layers
 
@@ -167,6 +168,9 @@ def _train_and_report(run, settings, config, train, val, skipped, *, quiet: bool
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
     }
     run.write_json("data_summary.json", data_summary)
+    baseline_file = run.path / BASELINE_FILE
+    if not baseline_file.is_file():  # the classical method the generator has to beat (seconds, no training)
+        fit_pca_gaussian(train.arrays, train.labels, train.classes).save(baseline_file)
     seed_everything(config.seed)
     model = build_generation_model(settings, len(train.classes))
     extractor = feature_network(settings.features, settings.channels) if len(val) else None
