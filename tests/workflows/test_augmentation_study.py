@@ -98,7 +98,7 @@ def _settings(manifest: Path, **changes) -> StudySettings:
 
 @pytest.fixture(scope="module")
 def tiny_study(manifest: Path, tmp_path_factory):
-    """The study run once (3 arms x fractions 0.25, 1.0 x 1 seed, 1 epoch each), spying on what each arm trained on."""
+    """The study run once (4 arms x fractions 0.25, 1.0 x 1 seed, 1 epoch each), spying on what each arm trained on."""
     out = tmp_path_factory.mktemp("study") / "out"
     synthesizer = NoisyCopiesSynthesizerTestDouble()
     trained_on: dict[tuple[str, float], dict] = {}
@@ -240,21 +240,21 @@ def test_study_writes_strict_json_csv_and_report(tiny_study):
 
     document = json.loads((out / "study.json").read_text(), parse_constant=refuse)
     assert {"settings", "data", "method", "summary", "comparisons", "target", "pretraining", "runs"} <= set(document)
-    assert len(document["runs"]) == 6
+    assert len(document["runs"]) == 8
     cells = {(e["arm"], e["fraction"]) for e in document["summary"]}
-    assert cells == {(a, f) for a in ("classic", "gan", "pretrain-ae") for f in (0.25, 1.0)}
+    assert cells == {(a, f) for a in ("classic", "gan", "pretrain-ae", "non-deep") for f in (0.25, 1.0)}
     for entry in document["summary"]:
         for metric in ("accuracy", "sensitivity", "specificity"):
             assert set(entry[metric]) >= {"mean", "low", "high", "values"}
             assert 0 <= entry[metric]["mean"] <= 1
     assert {(c["arm"], c["fraction"]) for c in document["comparisons"]} == {
-        (a, f) for a in ("gan", "pretrain-ae") for f in (0.25, 1.0)
+        (a, f) for a in ("gan", "pretrain-ae", "non-deep") for f in (0.25, 1.0)
     }
     assert all(c["verdict"].startswith("undetermined") for c in document["comparisons"])  # one seed
     assert document["target"]["status"] == "not evaluated"  # no 10% fraction in this run
     assert document["data"]["n_test"] + document["data"]["n_train"] == 2 * PER_CLASS
     with open(out / "runs.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 6
+        assert len(list(csv.DictReader(handle))) == 8
     html = (out / "report.html").read_text()
     assert "Label-scarce augmentation study" in html and html.count("data:image/png;base64,") == 2
 
@@ -318,7 +318,7 @@ def test_rerun_skips_finished_rows_and_redoes_only_missing_ones(tiny_study, mani
     before = (out / "runs.csv").read_text()
     synthesizer = NoisyCopiesSynthesizerTestDouble()
     again = run_study(_settings(manifest), out, synthesizer)
-    assert again.trained == [] and len(again.skipped) == 6 and synthesizer.fits == []
+    assert again.trained == [] and len(again.skipped) == 8 and synthesizer.fits == []
     assert (out / "runs.csv").read_text() == before
 
     lines = before.splitlines()
@@ -327,7 +327,7 @@ def test_rerun_skips_finished_rows_and_redoes_only_missing_ones(tiny_study, mani
     (out / "runs.csv").write_text("\n".join(kept) + "\n")
     resumed = run_study(_settings(manifest), out, synthesizer)
     assert resumed.trained == [("gan", 1.0, 0)] and len(synthesizer.fits) == 1
-    assert len(resumed.runs) == 6
+    assert len(resumed.runs) == 8
 
 
 def test_a_study_folder_refuses_other_settings(tiny_study, manifest: Path):
@@ -338,3 +338,17 @@ def test_a_study_folder_refuses_other_settings(tiny_study, manifest: Path):
 def test_gan_arm_needs_a_synthesizer(manifest: Path, tmp_path: Path):
     with pytest.raises(MedlearnError, match="synthesizer"):
         run_study(_settings(manifest), tmp_path / "out", None)
+
+
+def test_the_non_deep_arm_fits_the_classical_baseline_on_the_same_labelled_subset(tiny_study):
+    rows = tiny_study["result"].runs
+    non_deep = {row["fraction"]: row for row in rows if row["arm"] == "non-deep"}
+    classic = {row["fraction"]: row for row in rows if row["arm"] == "classic"}
+    assert set(non_deep) == set(classic)
+    for fraction, row in non_deep.items():
+        assert row["epochs"] == 0 and row["init"] == "logistic-histogram-texture"
+        assert row["n_labelled"] == classic[fraction]["n_labelled"]  # the same subset as the CNN arms
+        assert row["labelled_per_class"] == classic[fraction]["labelled_per_class"]
+        assert 0.0 <= row["accuracy"] <= 1.0
+    document = json.loads((tiny_study["out"] / "study.json").read_text())
+    assert any(entry["arm"] == "non-deep" for entry in document["comparisons"])

@@ -20,7 +20,9 @@ def study_command(
     data: Annotated[str, typer.Option(help="Labelled images: 'br35h', a CSV (path,label) or class folders.")] = "br35h",
     fractions: Annotated[str, typer.Option(help="Shares of the training labels to use.")] = "0.05,0.1,0.25,1",
     seeds: Annotated[int, typer.Option(help="Repetitions (different labelled subsets and initialisations).")] = 3,
-    arms: Annotated[str, typer.Option(help="classic, gan and/or pretrain-ae.")] = "classic,gan,pretrain-ae",
+    arms: Annotated[
+        str, typer.Option(help="classic, gan, pretrain-ae and/or non-deep (the classical baseline).")
+    ] = "classic,gan,pretrain-ae,non-deep",
     gan_model: Annotated[str, typer.Option(help="The conditional GAN of the gan arm.")] = "wgan-gp",
     gan_minutes: Annotated[float, typer.Option(help="Training budget of each GAN (one per seed and fraction).")] = 3.0,
     model: Annotated[str | None, typer.Option(help="The classifier (default: the project's best).")] = None,
