@@ -124,3 +124,11 @@ def test_dataset_scheme_normalises_each_channel_with_its_own_parameters():
     out = apply_normalization(array, "dataset", params)
     assert out.dtype == np.float32 and np.allclose(out[0], 1.0) and np.allclose(out[1], 2.0)  # 1000 clipped to 500
     assert array[1, 0, 0] == 1000.0  # the input is not modified
+
+
+def test_a_case_that_is_all_foreground_does_not_break_the_choice():
+    from medlearn.planning.normalization import CaseIntensity, threshold_separation
+
+    quantiles = [list(np.linspace(100, 200, 41))]
+    inside = CaseIntensity("uint16", "OT", 1.0, [150.0], [0.0], foreground_quantiles=quantiles)
+    assert threshold_separation([inside], zscored=False) == 0.0

@@ -171,9 +171,13 @@ def _suggest(cases: Sequence[CaseIntensity]) -> NormalizationChoice:
 
 def threshold_separation(cases: Sequence[CaseIntensity], *, zscored: bool) -> float:
     """Mean Dice over ``cases`` of the best single global threshold (best channel, either polarity), on the
-    stored scale or after each case's own z-score, from the cases' foreground/background quantiles."""
+    stored scale or after each case's own z-score, from the cases' foreground/background quantiles (a case that is
+    all foreground says nothing about where background lies and is left out)."""
     nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
-    channels = len(cases[0].background_quantiles or [])
+    cases = [c for c in cases if c.background_quantiles is not None]
+    if not cases:
+        return 0.0
+    channels = len(cases[0].background_quantiles)
     best = 0.0
     for channel in range(channels):
         fg, bg, share = [], [], []
