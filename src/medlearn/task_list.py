@@ -24,6 +24,7 @@ TASKS: tuple[TaskInfo, ...] = (
     TaskInfo("segmentation", "segment"),
     TaskInfo("generation", "generate"),
     TaskInfo("enhancement", "enhance"),
+    TaskInfo("detection", "detect"),
 )
 
 

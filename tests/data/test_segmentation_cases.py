@@ -7,12 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from medlearn.apps.segmentation.cases import class_indices, normalize_for_plan, prepare_case, prepare_image
+from medlearn.apps.segmentation.cases import class_indices, prepare_case
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io import load, save
 from medlearn.io.geometry import image_from_affine
 from medlearn.planning.plan import SegmentationPlan
+from medlearn.planning.preparation import normalize_for_plan, prepare_image
 
 
 def _plan(**changes) -> SegmentationPlan:
@@ -109,7 +110,7 @@ def test_labels_resampled_by_class_indicators_keep_smooth_boundaries():
     argmax puts the boundary between the thick slices, where nearest neighbour makes a staircase."""
     import numpy as np
 
-    from medlearn.apps.segmentation.cases import resample_labels
+    from medlearn.planning.preparation import resample_labels
 
     indices = np.zeros((16, 16, 4), np.uint8)
     indices[4:12, 4:12, 1:3] = 1

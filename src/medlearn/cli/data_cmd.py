@@ -1,4 +1,4 @@
-"""``medlearn data audit|hybrid``: inspect a dataset; make hybrid segmentation data with exact masks.
+"""``medlearn data audit|hybrid``: inspect a dataset; make hybrid data with exact masks and lesion centres.
 
 Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
 loading torch, MONAI or matplotlib."""
@@ -73,17 +73,32 @@ def audit_command(
 @data.command("hybrid")
 def hybrid_command(
     backgrounds: Annotated[str, typer.Argument(help="'br35h' (its tumour-free images), a CSV or a folder of images.")],
-    out: Annotated[Path, typer.Option(help="Folder for images/, masks/, pairs.csv and lesions.csv.")],
-    count: Annotated[int, typer.Option(help="Number of cases (one lesion each).")] = 100,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for images/, masks/, points/, pairs.csv (segmentation), detection.csv and lesions.csv."
+        ),
+    ],
+    count: Annotated[int, typer.Option(help="Number of images (backgrounds are reused when there are fewer).")] = 100,
     radii: Annotated[str, typer.Option(help="Lesion radii in mm, comma-separated (cycled).")] = "2,4,8",
     contrasts: Annotated[str, typer.Option(help="Lesion contrasts in background SDs, comma-separated.")] = "1,2,3",
     shape: Annotated[str, typer.Option(help="ellipsoid | irregular.")] = "irregular",
     seed: Annotated[int, typer.Option(help="Seed of placement, shape and texture.")] = 0,
+    lesions_per_image: Annotated[
+        str,
+        typer.Option(
+            help="Lesions in each image: a count ('1') or a range drawn uniformly per image ('0-3'; 0 makes "
+            "negative images). Lesions of one image never touch; each gets a centre in points/<case>.csv."
+        ),
+    ] = "1",
 ) -> None:
-    """Insert synthetic lesions of controlled size/contrast into real images; every file is marked hybrid."""
-    from medlearn.data.hybrid_set import HybridSetSpec, background_files, make_hybrid_set
+    """Insert synthetic lesions of controlled size/contrast into real images; every file is marked hybrid.
+
+    Writes masks for segmentation (pairs.csv) and lesion centres in world mm for detection (detection.csv)."""
+    from medlearn.data.hybrid_set import HybridSetSpec, background_files, make_hybrid_set, parse_lesions_per_image
     from medlearn.errors import MedlearnError
 
+    per_image = parse_lesions_per_image(lesions_per_image)
     try:
         spec = HybridSetSpec(
             count=count,
@@ -91,13 +106,18 @@ def hybrid_command(
             contrasts=tuple(float(v) for v in contrasts.split(",")),
             shape=shape,
             seed=seed,
+            lesions_per_image=per_image,
         )
     except ValueError:
         raise MedlearnError(
             f"--radii and --contrasts take comma-separated numbers, got {radii!r}, {contrasts!r}"
         ) from None
     pairs = make_hybrid_set(background_files(backgrounds), out, spec)
-    typer.echo(f"{count} HYBRID cases written; pairs: {pairs} (lesion table: {pairs.parent / 'lesions.csv'})")
+    folder = pairs.parent
+    typer.echo(
+        f"{count} HYBRID images written; segmentation pairs: {pairs}, detection (lesion centres): "
+        f"{folder / 'detection.csv'} (lesion table: {folder / 'lesions.csv'})"
+    )
 
 
 def register(app: typer.Typer) -> None:

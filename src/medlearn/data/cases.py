@@ -7,7 +7,8 @@ and boxes. TorchIO groups such things in a ``Subject``; here a :class:`Case` hol
   linearly and intensity-augmented;
 - ``labels`` ``(*spatial)``: a label map, interpolated by nearest neighbour, never intensity-augmented;
 - ``points`` ``(N, ndim)``: voxel coordinates (landmarks, object centres), moved by the same spatial
-  transform and dropped when they leave a crop;
+  transform and dropped when they leave a crop; ``point_radii`` ``(N,)``: each point's object radius in voxels,
+  scaled by a zoom and dropped with its point;
 - ``boxes`` ``(N, 2 * ndim)``: ``(low..., high...)`` voxel corners, moved like the points (the box around the
   transformed corners) and clipped to the crop.
 """
@@ -32,6 +33,7 @@ class Case:
     sample: Sample | None = None
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)
     points: np.ndarray | None = None
+    point_radii: np.ndarray | None = None
     boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -41,6 +43,8 @@ class Case:
         for key, array in self.extra_images.items():
             if tuple(array.shape[1:]) != shape:
                 raise MedlearnError(f"{key} of spatial shape {array.shape[1:]} on an image of {shape}", self.name)
+        if self.point_radii is not None and (self.points is None or len(self.point_radii) != len(self.points)):
+            raise MedlearnError("point_radii needs one radius per point", self.name)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -69,10 +73,11 @@ class Case:
     def slice_along(self, axis: int, index: int) -> Case:
         """The ``index``-th slice along spatial ``axis`` as a case of one dimension less (points and boxes on
         that slice kept, the axis dropped from their coordinates)."""
-        points = boxes = None
+        points = radii = boxes = None
         if self.points is not None:
             on_slice = np.rint(self.points[:, axis]) == index
             points = np.delete(self.points[on_slice], axis, axis=1)
+            radii = None if self.point_radii is None else self.point_radii[on_slice]
         if self.boxes is not None:
             ndim = self.ndim
             low, high = self.boxes[:, axis], self.boxes[:, axis + ndim]
@@ -84,5 +89,6 @@ class Case:
             labels=None if self.labels is None else np.take(self.labels, index, axis=axis),
             extra_images={key: np.take(array, index, axis=axis + 1) for key, array in self.extra_images.items()},
             points=points,
+            point_radii=radii,
             boxes=boxes,
         )

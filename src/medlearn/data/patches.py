@@ -98,11 +98,19 @@ class PatchAugmentation:
             image_of = lambda array: self._warp(array, matrix, centre, size, order=1)  # noqa: E731
             label_of = lambda array: self._warp(array[None], matrix, centre, size, order=0)[0]  # noqa: E731
         to_patch = lambda points: (points - centre) @ np.linalg.inv(matrix).T + (size - 1) / 2.0  # noqa: E731
+        points = radii = None
+        if case.points is not None:
+            moved = to_patch(np.asarray(case.points, float).reshape(-1, case.ndim))
+            keep = _inside(moved, size)
+            points = moved[keep]
+            if case.point_radii is not None:  # objects look ``zoom`` times larger in the patch
+                radii = np.asarray(case.point_radii, float)[keep] * self.zoom
         return case.with_arrays(
             image=image_of(case.image),
             labels=None if case.labels is None else label_of(case.labels),
             extra_images={key: image_of(array) for key, array in case.extra_images.items()},
-            points=None if case.points is None else _inside(to_patch(np.asarray(case.points, float)), size),
+            points=points,
+            point_radii=radii,
             boxes=None if case.boxes is None else _boxes_in(case.boxes, to_patch, size),
         )
 
@@ -283,9 +291,8 @@ def _foreground_points(labels: np.ndarray, rng: np.random.Generator) -> list[np.
 
 
 def _inside(points: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """The points within the patch (voxel centres 0 .. size - 1, half a voxel of slack)."""
-    keep = np.all((points >= -0.5) & (points <= size - 0.5), axis=1)
-    return points[keep]
+    """Which points lie within the patch (voxel centres 0 .. size - 1, half a voxel of slack)."""
+    return np.all((points >= -0.5) & (points <= size - 0.5), axis=1)
 
 
 def _boxes_in(boxes: np.ndarray, to_patch: Callable[[np.ndarray], np.ndarray], size: np.ndarray) -> np.ndarray:

@@ -15,9 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def mean_interval(
-    values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None
-) -> dict:
+def mean_interval(values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
     """Mean, sample SD and two-sided t-interval of ``values`` (NaNs dropped); low/high None below 2 values.
 
     ``bounds``: the range the quantity cannot leave (a proportion: 0 to 1); the interval is clipped to it

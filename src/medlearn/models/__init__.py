@@ -2,6 +2,7 @@
 
 from medlearn.models import (  # noqa: F401  (imported to register models)
     deep,
+    detection,
     drinet,
     enhancement,
     gan,

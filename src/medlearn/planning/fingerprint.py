@@ -9,7 +9,7 @@ mask trains a model on the wrong voxels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load
+from medlearn.io.image import MedicalImage
 from medlearn.io.orientation import to_canonical
 from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_scale
 
@@ -130,17 +131,27 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
 
     if not samples:
         raise MedlearnError("no image/mask pairs to fingerprint")
-    rng = np.random.default_rng(seed)
-    cases, foreground, balanced, anywhere = [], [], [], []
     for sample in samples:
         if sample.target is None:
             raise MedlearnError("no mask given for this image", sample.path)
-        image, mask = load(sample.path), load(sample.target)
+    pairs = ((str(sample.path), load(sample.path), load(sample.target)) for sample in samples)
+    return fingerprint_pairs(pairs, modality=modality, seed=seed)
+
+
+def fingerprint_pairs(
+    pairs: Iterable[tuple[str, MedicalImage, MedicalImage]], *, modality: str | None = None, seed: int = 0
+) -> DatasetFingerprint:
+    """:func:`fingerprint` of ``(source, image, mask)`` triples already in memory (read one at a time from an
+    iterator): detection fingerprints its images with masks drawn from point annotations."""
+
+    rng = np.random.default_rng(seed)
+    cases, foreground, balanced, anywhere = [], [], [], []
+    for source, image, mask in pairs:
         check_same_geometry(image, mask)
         image, mask = to_canonical(image)[0], to_canonical(mask)[0]
         labels = np.rint(mask.array[0]).astype(np.int64)
         if labels.min() < 0:
-            raise MedlearnError(f"mask has negative labels ({labels.min()})", sample.target)
+            raise MedlearnError(f"mask has negative labels ({labels.min()})", mask.source or source)
         values, counts = np.unique(labels, return_counts=True)
         inside = labels > 0
         channels = image.array.reshape(image.channels, -1)
@@ -153,7 +164,7 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
         nonzero = channels[:, image.array.any(axis=0).ravel()]
         cases.append(
             CaseFingerprint(
-                source=str(sample.path),
+                source=source,
                 shape=tuple(int(n) for n in image.spatial_shape),
                 spacing=tuple(float(s) for s in image.spacing),
                 channels=image.channels,
@@ -172,6 +183,8 @@ def fingerprint(samples: Sequence[Sample], *, modality: str | None = None, seed:
                 nonzero_std=nonzero.std(axis=1, dtype=np.float64).tolist() if nonzero.size else [1.0],
             )
         )
+    if not cases:
+        raise MedlearnError("no image/mask pairs to fingerprint")
     dims = {len(c.shape) for c in cases}
     if len(dims) > 1:
         raise MedlearnError("the dataset mixes 2D images and 3D volumes; plan them separately")

@@ -61,3 +61,35 @@ def volume_overlay(
 
     overlay = mask_overlay(take(grey), take(prediction), take(truth))
     return np.rot90(overlay), f"slice {index} of axis {axis}"
+
+
+#: Marker colours of detection overlays: found objects, missed objects, false-positive candidates.
+HIT_COLOUR = TRUTH_COLOUR
+MISS_COLOUR = np.array([1.0, 0.15, 0.1], dtype=np.float32)
+FALSE_POSITIVE_COLOUR = np.array([1.0, 0.85, 0.0], dtype=np.float32)
+
+
+def point_overlay(
+    image: np.ndarray,
+    spacing: tuple[float, ...] | list[float],
+    markers: list[tuple[np.ndarray, float, np.ndarray]],
+) -> tuple[np.ndarray, str]:
+    """RGB overlay of a ``(C, *spatial)`` image with circles: each marker is ``(voxel point, radius in voxels,
+    colour)``. A volume is shown as its maximum-intensity projection along its thickest axis (every object
+    visible at once), the markers projected onto it; returns the overlay and a caption naming the view."""
+    grey = np.asarray(image, dtype=np.float32)[0]
+    caption = ""
+    axes = [0, 1]
+    if grey.ndim == 3:
+        axis = thickest_axis(spacing)
+        grey = grey.max(axis=axis)
+        axes = [a for a in range(3) if a != axis]
+        caption = f"maximum-intensity projection along axis {axis}"
+    rgb = np.repeat(grey_for_display(grey)[..., None], 3, axis=-1)
+    rows, cols = np.mgrid[0 : rgb.shape[0], 0 : rgb.shape[1]]
+    for point, radius, colour in markers:
+        row, col = float(point[axes[0]]), float(point[axes[1]])
+        distance = np.hypot(rows - row, cols - col)
+        outer = max(float(radius), 2.0) + 1.0
+        rgb[(distance <= outer) & (distance > outer - 1.2)] = colour
+    return rgb, caption

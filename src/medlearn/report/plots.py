@@ -549,3 +549,39 @@ def _flat_finite(values: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     parts = [values] if isinstance(values, np.ndarray) else [np.asarray(v) for v in values]
     flat = np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts]) if parts else np.zeros(0)
     return flat[np.isfinite(flat)]
+
+
+@_styled
+def froc_plot(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    rates: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8),
+    cpm: Mapping[str, float | None] | None = None,
+) -> Figure:
+    """FROC curves (sensitivity against false positives per image, log2 axis) of several detectors, e.g. the
+    model and its classical baseline; the rates of the CPM are marked on the axis."""
+    fig = _figure(6.0, 4.4)
+    ax = fig.subplots()
+    low, high = min(rates) / 2, max(rates) * 2
+    for i, (name, (fp, sensitivity)) in enumerate(curves.items()):
+        fp = np.asarray(fp, dtype=float)
+        sensitivity = np.asarray(sensitivity, dtype=float)
+        if not len(fp):
+            continue
+        # the curve holds its first sensitivity towards 0 and its last beyond its largest rate, as the CPM reads it
+        x = np.concatenate([[low], np.clip(fp, low, None), [high]])
+        y = np.concatenate([[sensitivity[0]], sensitivity, [sensitivity[-1]]])
+        value = (cpm or {}).get(name)
+        label = f"{name} (CPM {value:.3f})" if value is not None else name
+        ax.plot(x, y, lw=2, color=PALETTE[i % len(PALETTE)], label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(rates))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set(
+        title="FROC",
+        xlabel="false positives per image",
+        ylabel="sensitivity (share of objects found)",
+        xlim=(low, high),
+        ylim=(-0.02, 1.02),
+    )
+    ax.legend(loc="lower right")
+    return fig

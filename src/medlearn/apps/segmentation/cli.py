@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from medlearn.apps.common.cli_options import Epochs, MaxMinutes, Precision, Quiet, Resume, parse_overrides
+from medlearn.apps.common.plan_display import print_plan
 from medlearn.errors import MedlearnError
 
 segment = typer.Typer(help="Segmentation: plan, train, evaluate and apply 2D/3D models.", no_args_is_help=True)
@@ -34,7 +35,7 @@ def plan_command(
 
     fp = fingerprint(load_pairs(data), modality=modality)
     plan = make_plan(fp, parse_overrides(overrides or []))
-    _print_plan(plan, fp, f"Segmentation plan for {data}")
+    print_plan(plan, fp, f"Segmentation plan for {data}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps({"fingerprint": fp.to_dict(), "plan": plan.to_dict()}, indent=2))
 
@@ -87,7 +88,7 @@ def train_command(
         request = SegmentationTrainRequest.build(
             data=data, out=out, val_data=val_data, config_file=config, overrides=request_overrides
         )
-        outcome = train_segmenter(request, quiet=quiet, show_plan=_print_plan)
+        outcome = train_segmenter(request, quiet=quiet, show_plan=print_plan)
     if outcome.metrics:
         typer.echo(
             f"validation Dice {_number(outcome.metrics.get('dice'))}, HD95 {_number(outcome.metrics.get('hd95_mm'))} mm"
@@ -171,22 +172,6 @@ def models_command() -> None:
 
     for entry in list_models("segmentation"):
         typer.echo(f"{entry.name:<16} {entry.summary}")
-
-
-def _print_plan(plan, fp, title: str = "Segmentation plan") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{title} ({len(fp.cases)} cases, {fp.modality})", show_header=False)
-    for key, value in plan.to_dict().items():
-        if key not in ("normalization_reason", "normalization_warning"):
-            table.add_row(key, json.dumps(value))
-    table.add_row("class frequencies", ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_frequencies().items()))
-    console = Console()
-    console.print(table)
-    console.print(f"normalization {plan.normalization}: {plan.normalization_reason}", markup=False, highlight=False)
-    if plan.normalization_warning:
-        console.print(f"warning: {plan.normalization_warning}", style="yellow", markup=False, highlight=False)
 
 
 def _number(value) -> str:

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.segmentation.cases import prepare_image, resampling_ratio
 from medlearn.apps.segmentation.settings import SegmenterSettings, build_segmentation_model, read_segmentation_run
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
@@ -28,6 +27,7 @@ from medlearn.io.image import MedicalImage
 from medlearn.io.orientation import to_canonical
 from medlearn.io.resample import resample_array
 from medlearn.planning.plan import SegmentationPlan
+from medlearn.planning.preparation import prepare_image, resampling_ratio
 
 
 @dataclass
