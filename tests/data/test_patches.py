@@ -163,3 +163,60 @@ def test_a_2d_patch_of_a_volume_keeps_only_the_points_on_its_slice():
     slice_two = case.slice_along(2, 2)
     assert slice_two.image.shape == (1, 16, 16)
     np.testing.assert_array_equal(slice_two.points, [[5.0, 6.0]])
+
+
+def _case_with_radii() -> Case:
+    """A 2D case with four object centres of distinct radii (voxels), so which ones survive is visible."""
+    return Case(
+        image=np.zeros((1, 64, 64), np.float32),
+        labels=np.zeros((64, 64), np.uint8),
+        points=np.array([[31.5, 31.5], [18.0, 31.5], [40.0, 25.0], [2.0, 2.0]]),
+        point_radii=np.array([2.0, 3.0, 4.0, 5.0]),
+    )
+
+
+def test_zoom_scales_point_radii_and_drops_them_with_their_points():
+    """Objects look ``zoom`` times larger in a zoomed patch; a point pushed out of the patch by the zoom (the
+    second: 2 voxels inside the plain crop) leaves with its radius, so radii stay aligned with points."""
+    case = _case_with_radii()
+    plain = PatchAugmentation().crop_case(case, (16, 16), (32, 32))
+    np.testing.assert_allclose(plain.points, [[15.5, 15.5], [2.0, 15.5], [24.0, 9.0]])
+    np.testing.assert_allclose(plain.point_radii, [2.0, 3.0, 4.0])
+    zoomed = PatchAugmentation(zoom=1.25).crop_case(case, (16, 16), (32, 32))
+    np.testing.assert_allclose(zoomed.points, [[15.5, 15.5], [26.125, 7.375]])  # (p - 31.5) * 1.25 + 15.5
+    np.testing.assert_allclose(zoomed.point_radii, [2.0 * 1.25, 4.0 * 1.25])
+    turned = PatchAugmentation(angle=np.pi / 2, zoom=1.25, flips=(0,))
+    patch = turned.apply_case(turned.crop_case(case, (16, 16), (32, 32)))
+    assert len(patch.points) == len(patch.point_radii)
+    np.testing.assert_allclose(sorted(patch.point_radii), sorted(zoomed.point_radii))  # rotation: same sizes
+    assert case.point_radii.tolist() == [2.0, 3.0, 4.0, 5.0]  # the case itself is untouched
+
+
+def test_a_crop_without_point_radii_keeps_them_absent():
+    case = _case_with_radii().with_arrays(point_radii=None)
+    assert PatchAugmentation(zoom=1.25).crop_case(case, (16, 16), (32, 32)).point_radii is None
+
+
+def test_slice_along_keeps_the_radii_of_the_points_on_the_slice():
+    case = Case(
+        image=np.zeros((1, 16, 16, 4), np.float32),
+        labels=np.zeros((16, 16, 4), np.uint8),
+        points=np.array([[3.0, 4.0, 1.0], [5.0, 6.0, 2.2], [7.0, 8.0, 1.6]]),
+        point_radii=np.array([1.5, 2.5, 3.5]),
+    )
+    slice_two = case.slice_along(2, 2)
+    np.testing.assert_array_equal(slice_two.points, [[5.0, 6.0], [7.0, 8.0]])
+    np.testing.assert_array_equal(slice_two.point_radii, [2.5, 3.5])
+    assert len(case.slice_along(2, 3).point_radii) == 0
+
+
+def test_a_case_refuses_point_radii_that_do_not_match_its_points():
+    from medlearn.errors import MedlearnError
+
+    image, points = np.zeros((1, 8, 8), np.float32), np.array([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(MedlearnError, match="one radius per point"):
+        Case(image=image, points=points, point_radii=np.array([1.0]))
+    with pytest.raises(MedlearnError, match="one radius per point"):
+        Case(image=image, point_radii=np.array([1.0]))  # radii without points
+    with pytest.raises(MedlearnError, match="one radius per point"):
+        Case(image=image, points=points, point_radii=np.array([1.0, 2.0])).with_arrays(points=points[:1])

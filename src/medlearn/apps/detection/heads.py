@@ -3,8 +3,8 @@
 - :class:`CentreHeatmap` (CenterNet, Zhou et al. 2019): the target is a Gaussian bump per object centre
   (sigma = radius / 3, at least one voxel; exactly 1 at the centre voxel) trained with the penalty-reduced focal
   loss, plus the log radius regressed at the centre voxels. Candidates are the heat map's local maxima
-  (3-voxel neighbourhood), refined to the heat-weighted centroid of that neighbourhood; their radius comes
-  from the radius channel. Touching objects keep separate peaks.
+  (3-voxel neighbourhood), refined to sub-voxel positions by a parabola through the log heat along each axis;
+  their radius comes from the radius channel. Touching objects keep separate peaks.
 - :class:`PixelComponents` (Chen et al. 2015, METHODS.md det-pixel): object-vs-background pixel classification
   (Dice + cross-entropy on the object outlines), then connected components of the probability map. A component
   of voxels >= 0.5 is a candidate scored by its peak probability; weaker regions (>= 0.2 but never 0.5) become
@@ -167,12 +167,21 @@ def centre_targets(shape, points: np.ndarray, radii: np.ndarray) -> tuple[np.nda
 
 
 def _refined(heat: np.ndarray, peak: np.ndarray) -> np.ndarray:
-    """The heat-weighted centroid of the peak's 3-voxel neighbourhood (sub-voxel position)."""
-    low = np.maximum(peak - 1, 0)
-    high = np.minimum(peak + 2, heat.shape)
-    window = heat[tuple(slice(a, b) for a, b in zip(low, high, strict=True))]
-    grid = np.meshgrid(*[np.arange(a, b) for a, b in zip(low, high, strict=True)], indexing="ij")
-    total = float(window.sum())
-    if total <= 0:
-        return peak.astype(np.float64)
-    return np.array([float((g * window).sum()) / total for g in grid])
+    """The sub-voxel peak: along each axis, the vertex of the parabola through the log heat of the peak and its two
+    neighbours (exact for a Gaussian bump, whatever its width; a centroid of the neighbourhood is biased towards
+    the peak voxel by up to a third of a voxel), clipped to half a voxel."""
+    refined = peak.astype(np.float64)
+    for axis in range(heat.ndim):
+        if peak[axis] == 0 or peak[axis] == heat.shape[axis] - 1:
+            continue
+        before, after = peak.copy(), peak.copy()
+        before[axis] -= 1
+        after[axis] += 1
+        values = [heat[tuple(index)] for index in (before, peak, after)]
+        if min(values) <= 0:
+            continue
+        low, centre, high = np.log(np.asarray(values, dtype=np.float64))
+        curvature = low - 2 * centre + high
+        if curvature < 0:
+            refined[axis] += float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5))
+    return refined
