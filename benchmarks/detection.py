@@ -169,9 +169,9 @@ def run_method(
 def sensitivity_by_lesion(results, summary: dict, lesions: list[dict]) -> dict:
     """Share of hybrid lesions found at one false positive per image, by radius and by contrast, for the model and
     the baseline (each at its own one-FP threshold); lesions are matched to their table rows by world centre."""
-    from medlearn.apps.detection.annotations import voxel_to_world
     from medlearn.apps.detection.evaluate import operating_threshold
     from medlearn.evaluation.detection import froc_curve
+    from medlearn.io.geometry import voxel_to_world
 
     table = {}
     for lesion in lesions:

@@ -25,6 +25,7 @@ TASKS: tuple[TaskInfo, ...] = (
     TaskInfo("generation", "generate"),
     TaskInfo("enhancement", "enhance"),
     TaskInfo("detection", "detect"),
+    TaskInfo("localisation", "localise"),
 )
 
 

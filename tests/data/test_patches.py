@@ -214,9 +214,9 @@ def test_a_case_refuses_point_radii_that_do_not_match_its_points():
     from medlearn.errors import MedlearnError
 
     image, points = np.zeros((1, 8, 8), np.float32), np.array([[1.0, 2.0], [3.0, 4.0]])
-    with pytest.raises(MedlearnError, match="one radius per point"):
+    with pytest.raises(MedlearnError, match="point_radii needs one value per point"):
         Case(image=image, points=points, point_radii=np.array([1.0]))
-    with pytest.raises(MedlearnError, match="one radius per point"):
+    with pytest.raises(MedlearnError, match="point_radii needs one value per point"):
         Case(image=image, point_radii=np.array([1.0]))  # radii without points
-    with pytest.raises(MedlearnError, match="one radius per point"):
+    with pytest.raises(MedlearnError, match="point_radii needs one value per point"):
         Case(image=image, points=points, point_radii=np.array([1.0, 2.0])).with_arrays(points=points[:1])

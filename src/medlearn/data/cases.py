@@ -8,7 +8,8 @@ and boxes. TorchIO groups such things in a ``Subject``; here a :class:`Case` hol
 - ``labels`` ``(*spatial)``: a label map, interpolated by nearest neighbour, never intensity-augmented;
 - ``points`` ``(N, ndim)``: voxel coordinates (landmarks, object centres), moved by the same spatial
   transform and dropped when they leave a crop; ``point_radii`` ``(N,)``: each point's object radius in voxels,
-  scaled by a zoom and dropped with its point;
+  scaled by a zoom and dropped with its point; ``point_ids`` ``(N,)``: which landmark (or class) each point is,
+  dropped with its point;
 - ``boxes`` ``(N, 2 * ndim)``: ``(low..., high...)`` voxel corners, moved like the points (the box around the
   transformed corners) and clipped to the crop.
 """
@@ -34,6 +35,7 @@ class Case:
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)
     points: np.ndarray | None = None
     point_radii: np.ndarray | None = None
+    point_ids: np.ndarray | None = None
     boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -43,8 +45,10 @@ class Case:
         for key, array in self.extra_images.items():
             if tuple(array.shape[1:]) != shape:
                 raise MedlearnError(f"{key} of spatial shape {array.shape[1:]} on an image of {shape}", self.name)
-        if self.point_radii is not None and (self.points is None or len(self.point_radii) != len(self.points)):
-            raise MedlearnError("point_radii needs one radius per point", self.name)
+        for key in ("point_radii", "point_ids"):
+            values = getattr(self, key)
+            if values is not None and (self.points is None or len(values) != len(self.points)):
+                raise MedlearnError(f"{key} needs one value per point", self.name)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -73,11 +77,12 @@ class Case:
     def slice_along(self, axis: int, index: int) -> Case:
         """The ``index``-th slice along spatial ``axis`` as a case of one dimension less (points and boxes on
         that slice kept, the axis dropped from their coordinates)."""
-        points = radii = boxes = None
+        points = radii = ids = boxes = None
         if self.points is not None:
             on_slice = np.rint(self.points[:, axis]) == index
             points = np.delete(self.points[on_slice], axis, axis=1)
             radii = None if self.point_radii is None else self.point_radii[on_slice]
+            ids = None if self.point_ids is None else self.point_ids[on_slice]
         if self.boxes is not None:
             ndim = self.ndim
             low, high = self.boxes[:, axis], self.boxes[:, axis + ndim]
@@ -90,5 +95,6 @@ class Case:
             extra_images={key: np.take(array, index, axis=axis + 1) for key, array in self.extra_images.items()},
             points=points,
             point_radii=radii,
+            point_ids=ids,
             boxes=boxes,
         )

@@ -18,7 +18,7 @@ points, boxes) goes through the same crop and spatial transform, so paired image
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -57,8 +57,10 @@ class PatchAugmentation:
     noise_seed: int = 0
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, spatial_dims: int) -> PatchAugmentation:
-        return cls(
+    def sample(cls, rng: np.random.Generator, spatial_dims: int, *, mirror: bool = True) -> PatchAugmentation:
+        """Random parameters; ``mirror=False`` never flips (a mirrored image swaps left and right landmarks,
+        which a landmark network must tell apart). The random draws are the same either way."""
+        augmentation = cls(
             angle=float(rng.uniform(-np.pi, np.pi)) if rng.random() < 0.2 else 0.0,
             zoom=float(rng.uniform(0.7, 1.4)) if rng.random() < 0.2 else 1.0,
             flips=tuple(axis for axis in range(spatial_dims) if rng.random() < 0.5),
@@ -69,6 +71,7 @@ class PatchAugmentation:
             gamma=float(rng.uniform(0.7, 1.5)) if rng.random() < 0.3 else 1.0,
             noise_seed=int(rng.integers(2**31)),
         )
+        return augmentation if mirror else replace(augmentation, flips=())
 
     def crop(
         self, image: np.ndarray, labels: np.ndarray, start: Sequence[int], size: Sequence[int]
@@ -98,19 +101,22 @@ class PatchAugmentation:
             image_of = lambda array: self._warp(array, matrix, centre, size, order=1)  # noqa: E731
             label_of = lambda array: self._warp(array[None], matrix, centre, size, order=0)[0]  # noqa: E731
         to_patch = lambda points: (points - centre) @ np.linalg.inv(matrix).T + (size - 1) / 2.0  # noqa: E731
-        points = radii = None
+        points = radii = ids = None
         if case.points is not None:
             moved = to_patch(np.asarray(case.points, float).reshape(-1, case.ndim))
             keep = _inside(moved, size)
             points = moved[keep]
             if case.point_radii is not None:  # objects look ``zoom`` times larger in the patch
                 radii = np.asarray(case.point_radii, float)[keep] * self.zoom
+            if case.point_ids is not None:
+                ids = np.asarray(case.point_ids)[keep]
         return case.with_arrays(
             image=image_of(case.image),
             labels=None if case.labels is None else label_of(case.labels),
             extra_images={key: image_of(array) for key, array in case.extra_images.items()},
             points=points,
             point_radii=radii,
+            point_ids=ids,
             boxes=None if case.boxes is None else _boxes_in(case.boxes, to_patch, size),
         )
 
@@ -203,8 +209,9 @@ def image_and_labels(patch: Case) -> tuple[torch.Tensor, torch.Tensor]:
 
 class PatchDataset(Dataset):
     """Patches of ``patch_size`` from prepared cases. A patch with fewer axes than the cases (a 2D network on
-    thick-slice volumes) is cut from one slice along ``slice_axis``. ``to_tensors`` turns an augmented patch
-    (a :class:`Case`) into the batch item the task expects (default: image and label map)."""
+    thick-slice volumes) is cut from one slice along ``slice_axis``. ``mirror=False`` never flips patches.
+    ``to_tensors`` turns an augmented patch (a :class:`Case`) into the batch item the task expects (default:
+    image and label map)."""
 
     def __init__(
         self,
@@ -214,6 +221,7 @@ class PatchDataset(Dataset):
         slice_axis: int | None = None,
         foreground_fraction: float = 0.33,
         augment: bool = True,
+        mirror: bool = True,
         seed: int = 0,
         to_tensors: Callable[[Case], Any] = image_and_labels,
     ) -> None:
@@ -228,6 +236,7 @@ class PatchDataset(Dataset):
         self.cases = [case.pad_to(tuple(self._full_patch())) for case in cases]
         self.foreground_fraction = foreground_fraction
         self.augment = augment
+        self.mirror = mirror
         self.seed = seed
         self.to_tensors = to_tensors
         points_rng = np.random.default_rng(seed)
@@ -251,7 +260,11 @@ class PatchDataset(Dataset):
             chosen = points[int(rng.integers(len(points)))]
             centre = chosen[int(rng.integers(len(chosen)))]
         region, start = self._region(case, centre, rng)
-        augmentation = PatchAugmentation.sample(rng, len(self.patch_size)) if self.augment else PatchAugmentation()
+        augmentation = (
+            PatchAugmentation.sample(rng, len(self.patch_size), mirror=self.mirror)
+            if self.augment
+            else PatchAugmentation()
+        )
         return augmentation.apply_case(augmentation.crop_case(region, start, self.patch_size))
 
     # -- internals -----------------------------------------------------------------------------

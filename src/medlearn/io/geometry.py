@@ -60,3 +60,21 @@ def thickest_axis(spacing: tuple[float, ...] | list[float]) -> int:
     """The slice axis of a volume: the one with the coarsest spacing (the last one on ties)."""
     spacing = np.asarray(spacing, dtype=float)
     return int(len(spacing) - 1 - np.argmax(spacing[::-1]))
+
+
+def world_to_voxel(image: MedicalImage, world: np.ndarray) -> np.ndarray:
+    """Voxel coordinates of a world point (RAS mm). A 2D image takes ``x, y`` (or ``x, y, z``): its plane's
+    in-plane coordinates are solved from the affine's rows for the given world axes."""
+    ndim = image.spatial_ndim
+    world = np.asarray(world, dtype=np.float64)
+    steps, origin = image.affine[:3, :ndim], image.affine[:3, 3]
+    rows = slice(0, len(world))
+    solution, *_ = np.linalg.lstsq(steps[rows], world - origin[rows], rcond=None)
+    return solution
+
+
+def voxel_to_world(affine: np.ndarray, voxels: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` world (RAS mm) coordinates of ``(N, d)`` voxel coordinates under a 4x4 affine."""
+    voxels = np.atleast_2d(np.asarray(voxels, dtype=np.float64))
+    steps = np.asarray(affine)[:3, : voxels.shape[1]]
+    return voxels @ steps.T + np.asarray(affine)[:3, 3]

@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 
 from medlearn.errors import MedlearnError
+from medlearn.io.geometry import world_to_voxel
+from medlearn.io.image import MedicalImage
 from medlearn.utils.atomic import write_text_atomic
 
 __all__ = [
@@ -489,3 +491,33 @@ def read_annotation_file(path: str | Path) -> PointSet | BoxSet:
             return read_boxes_csv(path)
         return read_points_csv(path)
     raise MedlearnError("unknown annotation format: expected .csv, .fcsv or .mrk.json", path)
+
+
+def points_on_image(points: PointSet, image: MedicalImage) -> np.ndarray:
+    """``(N, d)`` voxel coordinates of the points on ``image``'s grid; points outside it are an error."""
+    ndim = image.spatial_ndim
+    if len(points) == 0:
+        return np.zeros((0, ndim))
+    coordinates = np.asarray(points.coordinates, dtype=np.float64).reshape(len(points), -1)
+    if points.space == "index":
+        if coordinates.shape[1] != ndim:
+            raise MedlearnError(
+                f"points have {coordinates.shape[1]} index coordinates, the image is {ndim}D", points.source
+            )
+        voxels = coordinates
+    else:
+        if coordinates.shape[1] not in (ndim, 3):
+            raise MedlearnError(
+                f"points have {coordinates.shape[1]} world coordinates, the image is {ndim}D", points.source
+            )
+        voxels = np.array([world_to_voxel(image, point) for point in coordinates])
+    shape = np.asarray(image.spatial_shape)
+    outside = np.flatnonzero(np.any((voxels < -0.5) | (voxels > shape - 0.5), axis=1))
+    if outside.size:
+        first = int(outside[0])
+        raise MedlearnError(
+            f"{outside.size} point(s) lie outside the image {image.source} (shape {tuple(shape)}); point "
+            f"{first + 1} is at voxel {np.round(voxels[first], 1).tolist()}",
+            points.source,
+        )
+    return voxels

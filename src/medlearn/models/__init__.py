@@ -6,6 +6,7 @@ from medlearn.models import (  # noqa: F401  (imported to register models)
     drinet,
     enhancement,
     gan,
+    landmarks,
     multires,
     patch_cnn,
     shallow,

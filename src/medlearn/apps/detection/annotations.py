@@ -25,13 +25,15 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from medlearn.data.heatmaps import ball_mask
 from medlearn.data.records import Sample
 from medlearn.data.sources import pairs_from_folder, samples_from_csv
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.detection import Targets
 from medlearn.io import load
+from medlearn.io.geometry import world_to_voxel
 from medlearn.io.image import MedicalImage
-from medlearn.io.markups import BoxSet, PointSet, read_annotation_file
+from medlearn.io.markups import BoxSet, PointSet, points_on_image, read_annotation_file
 from medlearn.planning.fingerprint import check_same_geometry
 
 log = logging.getLogger("medlearn")
@@ -76,7 +78,7 @@ class ImageObjects:
         if self.object_map is not None:
             array = (self.object_map > 0).astype(np.uint8)
         else:
-            array = balls(image.spatial_shape, self.centres, self.radius_mm, image.spacing)
+            array = ball_mask(image.spatial_shape, self.centres, self.radius_mm, image.spacing)
         return MedicalImage(
             array=array[None],
             spacing=image.spacing,
@@ -140,7 +142,7 @@ def objects_from_mask(mask: MedicalImage, image: MedicalImage) -> ImageObjects:
 
 def objects_from_points(points: PointSet, image: MedicalImage, *, default_radius_mm: float) -> ImageObjects:
     """Objects at annotated points (index or world coordinates), checked to lie inside the image."""
-    centres = voxel_coordinates(points, image)
+    centres = points_on_image(points, image)
     radius = np.where(np.isnan(points.radius_mm), float(default_radius_mm), points.radius_mm)
     keep = _first_of_duplicates(centres, image.spacing, points.source)
     return ImageObjects(
@@ -176,72 +178,6 @@ def objects_from_boxes(boxes: BoxSet, image: MedicalImage) -> ImageObjects:
     return ImageObjects(
         np.array(centres), np.array(radii), tuple(boxes.labels), ("",) * len(centres), object_map, "boxes", boxes.source
     )
-
-
-def voxel_coordinates(points: PointSet, image: MedicalImage) -> np.ndarray:
-    """``(N, d)`` voxel coordinates of the points on ``image``'s grid; points outside it are an error."""
-    ndim = image.spatial_ndim
-    if len(points) == 0:
-        return np.zeros((0, ndim))
-    coordinates = np.asarray(points.coordinates, dtype=np.float64).reshape(len(points), -1)
-    if points.space == "index":
-        if coordinates.shape[1] != ndim:
-            raise MedlearnError(
-                f"points have {coordinates.shape[1]} index coordinates, the image is {ndim}D", points.source
-            )
-        voxels = coordinates
-    else:
-        if coordinates.shape[1] not in (ndim, 3):
-            raise MedlearnError(
-                f"points have {coordinates.shape[1]} world coordinates, the image is {ndim}D", points.source
-            )
-        voxels = np.array([world_to_voxel(image, point) for point in coordinates])
-    shape = np.asarray(image.spatial_shape)
-    outside = np.flatnonzero(np.any((voxels < -0.5) | (voxels > shape - 0.5), axis=1))
-    if outside.size:
-        first = int(outside[0])
-        raise MedlearnError(
-            f"{outside.size} point(s) lie outside the image {image.source} (shape {tuple(shape)}); point "
-            f"{first + 1} is at voxel {np.round(voxels[first], 1).tolist()}",
-            points.source,
-        )
-    return voxels
-
-
-def world_to_voxel(image: MedicalImage, world: np.ndarray) -> np.ndarray:
-    """Voxel coordinates of a world point (RAS mm). A 2D image takes ``x, y`` (or ``x, y, z``): its plane's
-    in-plane coordinates are solved from the affine's rows for the given world axes."""
-    ndim = image.spatial_ndim
-    world = np.asarray(world, dtype=np.float64)
-    steps, origin = image.affine[:3, :ndim], image.affine[:3, 3]
-    rows = slice(0, len(world))
-    solution, *_ = np.linalg.lstsq(steps[rows], world - origin[rows], rcond=None)
-    return solution
-
-
-def voxel_to_world(affine: np.ndarray, voxels: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` world (RAS mm) coordinates of ``(N, d)`` voxel coordinates under a 4x4 affine."""
-    voxels = np.atleast_2d(np.asarray(voxels, dtype=np.float64))
-    steps = np.asarray(affine)[:3, : voxels.shape[1]]
-    return voxels @ steps.T + np.asarray(affine)[:3, 3]
-
-
-def balls(shape, centres: np.ndarray, radius_mm: np.ndarray, spacing) -> np.ndarray:
-    """A uint8 mask with a ball (ellipsoid in voxels) of each radius around each centre (at least the centre
-    voxel, so a tiny object is never invisible)."""
-    mask = np.zeros(tuple(shape), dtype=np.uint8)
-    spacing = np.asarray(spacing, dtype=np.float64)
-    upper = np.asarray(shape) - 1
-    for centre, radius in zip(np.asarray(centres, float), np.asarray(radius_mm, float), strict=True):
-        reach = np.ceil(radius / spacing).astype(int)
-        low = np.clip(np.floor(centre).astype(int) - reach, 0, upper)
-        high = np.clip(np.ceil(centre).astype(int) + reach, 0, upper)
-        grid = np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(low, high, strict=True)], indexing="ij")
-        distance = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True)))
-        region = tuple(slice(a, b + 1) for a, b in zip(low, high, strict=True))
-        mask[region] |= (distance <= radius).astype(np.uint8)
-        mask[tuple(np.clip(np.rint(centre).astype(int), 0, upper))] = 1
-    return mask
 
 
 def _first_of_duplicates(centres: np.ndarray, spacing, source: str) -> np.ndarray:

@@ -23,9 +23,10 @@ from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from medlearn.data.cases import Case
+from medlearn.data.heatmaps import gaussian_heatmap, nearest_voxels
+from medlearn.inference.peaks import local_maxima, refine_peak
+from medlearn.models.losses import centre_focal_loss
 
-#: Focal-loss exponents of CenterNet: alpha on the prediction, beta on the distance from the centre.
-FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0
 #: Weight of the radius regression beside the heat-map loss (CenterNet's size weight).
 RADIUS_WEIGHT = 0.1
 #: Probability bounds of the component decoder (see the module docstring).
@@ -69,13 +70,8 @@ class CentreHeatmap:
     def loss(self, outputs: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         _, heat, log_radius = batch
         outputs = outputs.float()
-        probability = torch.sigmoid(outputs[:, :1]).clamp(1e-4, 1 - 1e-4)
-        centre = heat >= 1.0
-        positives = centre.sum().clamp(min=1)
-        focal_pos = ((1 - probability) ** FOCAL_ALPHA * torch.log(probability))[centre].sum()
-        focal_neg = ((1 - heat) ** FOCAL_BETA * probability**FOCAL_ALPHA * torch.log(1 - probability))[~centre].sum()
-        focal = -(focal_pos + focal_neg) / positives
-        radius_error = (outputs[:, 1:2] - log_radius).abs()[centre].sum() / positives
+        focal, centre = centre_focal_loss(outputs[:, :1], heat)
+        radius_error = (outputs[:, 1:2] - log_radius).abs()[centre].sum() / centre.sum().clamp(min=1)
         return focal + RADIUS_WEIGHT * radius_error
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
@@ -83,12 +79,8 @@ class CentreHeatmap:
 
     def candidates(self, maps: np.ndarray, *, max_candidates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         heat, log_radius = maps[0], maps[1]
-        peaks = (heat == ndimage.maximum_filter(heat, size=3, mode="constant")) & (heat > 0)
-        where = np.argwhere(peaks)
-        scores = heat[peaks]
-        order = np.argsort(-scores, kind="stable")[:max_candidates]
-        where, scores = where[order], scores[order]
-        points = np.array([_refined(heat, peak) for peak in where]).reshape(len(where), heat.ndim)
+        where, scores = local_maxima(heat, max_candidates)
+        points = np.array([refine_peak(heat, peak) for peak in where]).reshape(len(where), heat.ndim)
         radii = np.exp(log_radius[tuple(where.T)]) if len(where) else np.zeros(0)
         return points, scores.astype(np.float64), radii.astype(np.float64)
 
@@ -147,41 +139,11 @@ def head_for(model) -> DetectionHead:
 
 
 def centre_targets(shape, points: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Heat map (Gaussian per point, max where they overlap, 1 at each centre voxel) and log radius at the
-    centre voxels (0 elsewhere), both float32 of ``shape``."""
-    heat = np.zeros(tuple(shape), dtype=np.float32)
+    """Heat map (a Gaussian of sigma = radius / 3, at least one voxel, per point; see
+    :func:`medlearn.data.heatmaps.gaussian_heatmap`) and log radius at the centre voxels (0 elsewhere)."""
+    radii = np.asarray(radii, dtype=float)
+    heat = gaussian_heatmap(shape, points, np.maximum(radii / 3.0, 1.0))
     log_radius = np.zeros(tuple(shape), dtype=np.float32)
-    upper = np.asarray(shape) - 1
-    for point, radius in zip(points, radii, strict=True):
-        sigma = max(float(radius) / 3.0, 1.0)
-        reach = int(np.ceil(3 * sigma))
-        centre = np.clip(np.rint(point).astype(int), 0, upper)
-        low, high = np.clip(centre - reach, 0, upper), np.clip(centre + reach, 0, upper)
-        region = tuple(slice(a, b + 1) for a, b in zip(low, high, strict=True))
-        grid = np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(low, high, strict=True)], indexing="ij")
-        squared = sum((g - p) ** 2 for g, p in zip(grid, point, strict=True))
-        heat[region] = np.maximum(heat[region], np.exp(-squared / (2 * sigma**2)).astype(np.float32))
-        heat[tuple(centre)] = 1.0
-        log_radius[tuple(centre)] = np.log(max(float(radius), 0.5))
+    for voxel, radius in zip(nearest_voxels(shape, points), radii, strict=True):
+        log_radius[tuple(voxel)] = np.log(max(float(radius), 0.5))
     return heat, log_radius
-
-
-def _refined(heat: np.ndarray, peak: np.ndarray) -> np.ndarray:
-    """The sub-voxel peak: along each axis, the vertex of the parabola through the log heat of the peak and its two
-    neighbours (exact for a Gaussian bump, whatever its width; a centroid of the neighbourhood is biased towards
-    the peak voxel by up to a third of a voxel), clipped to half a voxel."""
-    refined = peak.astype(np.float64)
-    for axis in range(heat.ndim):
-        if peak[axis] == 0 or peak[axis] == heat.shape[axis] - 1:
-            continue
-        before, after = peak.copy(), peak.copy()
-        before[axis] -= 1
-        after[axis] += 1
-        values = [heat[tuple(index)] for index in (before, peak, after)]
-        if min(values) <= 0:
-            continue
-        low, centre, high = np.log(np.asarray(values, dtype=np.float64))
-        curvature = low - 2 * centre + high
-        if curvature < 0:
-            refined[axis] += float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5))
-    return refined

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.detection.annotations import voxel_to_world
 from medlearn.apps.detection.cases import voxel_size_mm
 from medlearn.apps.detection.heads import DetectionHead, head_for
 from medlearn.apps.detection.settings import DetectorSettings, build_detection_model, read_detection_run
@@ -19,6 +18,7 @@ from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
 from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.io.geometry import voxel_to_world
 from medlearn.io.image import MedicalImage
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.planning.preparation import map_voxels, planned_affine, prepare_image

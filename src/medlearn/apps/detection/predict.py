@@ -2,7 +2,9 @@
 
 Per input: ``<stem>_candidates.csv`` (every candidate, best first: world ``x,y[,z]`` in mm RAS+, array indices
 ``i,j[,k]``, score, radius in mm) and ``<stem>_overlay.png`` (candidates at or above the run's operating
-threshold circled). ``candidates.csv`` lists every input with its count above that threshold. The operating
+threshold circled); a DICOM input also gets ``<stem>_sr.dcm``, a DICOM SR (TID 1500) of those candidates as points
+that a viewer shows on the original images (``io.dicom_sr``).
+``candidates.csv`` lists every input with its count above that threshold. The operating
 threshold is the score at which the model made one false positive per image on the run's validation images
 (``val_metrics.json``); without it every candidate scoring 0.5 or more is shown.
 """
@@ -19,9 +21,10 @@ import numpy as np
 from medlearn.apps.detection.evaluate import VAL_METRICS_FILE
 from medlearn.apps.detection.model import Detections, TrainedDetector
 from medlearn.data.files import image_inputs
-from medlearn.data.outputs import distinct_stems, write_table
+from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, write_table
 from medlearn.errors import MedlearnError
 from medlearn.io import load
+from medlearn.io.dicom_sr import write_detection_sr
 from medlearn.io.image import MedicalImage
 from medlearn.utils.atomic import write_bytes_atomic
 
@@ -110,13 +113,16 @@ def _write_outputs(
     markers = [(p, r / voxel, FALSE_POSITIVE_COLOUR) for p, r in zip(shown.points, shown.radius_mm, strict=True)]
     overlay, _ = point_overlay(image.array, image.spacing, markers)
     overlay_path = write_bytes_atomic(out_dir / f"{stem}_overlay.png", _png(overlay))
-    return {
-        "input": str(path),
-        "candidates": str(table),
-        "overlay": str(overlay_path),
-        "found": len(shown),
-        "threshold": round(threshold, 5),
-    }
+    row = {"input": str(path), "candidates": str(table), "overlay": str(overlay_path)}
+    if image.format == FORMAT_DICOM:
+        row["dicom_sr"] = str(_write_dicom_sr(path, out_dir / f"{stem}_sr.dcm", shown))
+    return {**row, "found": len(shown), "threshold": round(threshold, 5)}
+
+
+def _write_dicom_sr(source: Path, target: Path, shown: Detections) -> Path | str:
+    """The candidates at or above the threshold as a DICOM SR of the source; an SR needs at least one."""
+    written = write_detection_sr(source, target, shown.world, shown.scores, shown.radius_mm, points_voxel=shown.points)
+    return "not written: no candidate at or above the threshold" if written is None else written
 
 
 def _write_header(path: Path, columns: list[str]) -> Path:

@@ -1,0 +1,1 @@
+"""Localisation: named landmarks in 3D (and 2D) images; see ``medlearn.apps.localisation.cli``."""
