@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from medlearn.apps.localisation.cases import LandmarkHeatmaps
-from medlearn.engine.task import StepResult
+from medlearn.engine.task import StepResult, model_objective
 from medlearn.inference.sliding_window import Window, dense_probabilities
 from medlearn.models.losses import centre_focal_loss
 
@@ -40,7 +40,7 @@ class LocalisationTask:
 
     def training_step(self, model: nn.Module, batch) -> StepResult:
         images, heat = batch
-        loss, _ = centre_focal_loss(model(images), heat)
+        loss, _ = model_objective(model, images, heat, _FocalLoss())  # the tri-planar model scores a few slices
         return StepResult(loss=loss, batch_size=int(images.shape[0]))
 
     def validation_step(self, model: nn.Module, batch) -> torch.Tensor:
@@ -61,3 +61,10 @@ class LocalisationTask:
         images = batch[0]
         layout = torch.channels_last if images.ndim == 4 else torch.channels_last_3d
         return (images.contiguous(memory_format=layout), *batch[1:])
+
+
+class _FocalLoss(nn.Module):
+    """:func:`centre_focal_loss` as the criterion a model's own ``training_loss`` may call."""
+
+    def forward(self, logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+        return centre_focal_loss(logits, heat)[0]
