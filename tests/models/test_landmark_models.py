@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medlearn.apps.localisation.cases import LandmarkHeatmaps
+from medlearn.apps.localisation.landmark_cases import LandmarkHeatmaps
 from medlearn.data.cases import Case
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines.landmarks import TemplateMatcher, fit_template_matcher

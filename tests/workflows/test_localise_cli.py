@@ -140,3 +140,79 @@ def test_unknown_model_lists_the_localisation_models(landmark_set: dict, tmp_pat
     assert main([*command, "--model", "nope", *FAST]) == 2
     error = capsys.readouterr().err
     assert "landmark-heatmap" in error and "landmark-triplanar" in error
+
+
+# -- boxes --------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def box_set(shared_data: Path, tmp_path_factory) -> dict:
+    """Ten 6 mm copies of the template, each shifted, with a label mask: 1 = the brain (grey + white matter),
+    2 = a bright cube placed at random; half the training rows as masks, the test rows as boxes CSVs."""
+    folder = tmp_path_factory.mktemp("boxes")
+    mni = shared_data / "mni152"
+    template = resample_to_spacing(load(mni / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"), 6.0)
+    tissue = sum(
+        resample_to_spacing(load(mni / f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"), 6.0).array[0]
+        for name in ("gm", "wm")
+    )
+    brain = (tissue > 0.5 * tissue.max()).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    rows = []
+    for n in range(10):
+        shift = rng.integers(-2, 3, 3)
+        image = np.roll(template.array[0], shift, axis=(0, 1, 2)).astype(np.float32)
+        labels = np.roll(brain, shift, axis=(0, 1, 2))
+        corner = rng.integers(8, 18, 3)
+        cube = tuple(slice(c, c + 4) for c in corner)
+        image[cube] = image.max() * 1.5
+        labels[cube] = 2
+        save(image_from_affine(image[None], template.affine, modality="MR"), folder / f"vol{n}.nii.gz")
+        save(image_from_affine(labels[None], template.affine), folder / f"vol{n}_labels.nii.gz")
+        rows.append((f"vol{n}.nii.gz", f"vol{n}_labels.nii.gz"))
+    return {
+        "train": _write_rows(folder / "train.csv", rows[:6]),
+        "val": _write_rows(folder / "val.csv", rows[6:8]),
+        "test": _write_rows(folder / "test.csv", rows[8:]),
+        "folder": folder,
+    }
+
+
+@pytest.fixture(scope="module")
+def box_run(box_set: dict, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("box-runs") / "run"
+    command = ["localise", "train", "--data", str(box_set["train"]), "--val", str(box_set["val"]), "--out", str(out)]
+    assert main([*command, "--epochs", "1", "--batches-per-epoch", "2", "--quiet"]) == 0
+    return out
+
+
+def test_box_training_chooses_the_slice_model_and_records_the_structures(box_run: Path) -> None:
+    config = (box_run / "config.yaml").read_text()
+    assert "box-slices" in config and "structures:" in config
+    metrics = json.loads((box_run / "val_metrics.json").read_text())
+    assert list(metrics["per_structure"]) == ["1", "2"] and metrics["boxes"] == 4
+    assert "threshold-box" in metrics["baseline"]
+    assert "Boxes on three planes" in (box_run / "report.html").read_text()
+
+
+def test_box_evaluate_writes_the_contract_keys(box_run: Path, box_set: dict, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    assert main(["localise", "evaluate", str(box_run), "--data", str(box_set["test"]), "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    for key in ("iou", "centroid_mm", "wall_mm", "per_structure", "baseline", "baseline_comparison"):
+        assert key in summary
+    assert 0.0 <= summary["iou"] <= 1.0
+
+
+def test_box_predict_writes_boxes_csvs_that_training_reads(box_run: Path, box_set: dict, tmp_path: Path) -> None:
+    from medlearn.io.markups import read_boxes_csv
+
+    image = box_set["folder"] / "vol9.nii.gz"
+    assert main(["localise", "predict", str(box_run), str(image), "--out", str(tmp_path)]) == 0
+    boxes = read_boxes_csv(tmp_path / "vol9_boxes.csv")
+    assert set(boxes.labels) <= {"1", "2"}
+    assert np.all(boxes.high >= boxes.low)
+
+
+def test_box_annotations_refuse_a_landmark_model(box_set: dict, tmp_path: Path, capsys) -> None:
+    command = ["localise", "train", "--data", str(box_set["train"]), "--out", str(tmp_path / "run")]
+    assert main([*command, "--model", "landmark-heatmap", *FAST]) == 2
+    assert "boxes" in capsys.readouterr().err

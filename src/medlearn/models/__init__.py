@@ -10,6 +10,7 @@ from medlearn.models import (  # noqa: F401  (imported to register models)
     multires,
     patch_cnn,
     shallow,
+    slice_boxes,
     synergic,
     unet,
     voxel_classifiers,

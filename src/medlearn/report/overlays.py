@@ -93,3 +93,25 @@ def point_overlay(
         outer = max(float(radius), 2.0) + 1.0
         rgb[(distance <= outer) & (distance > outer - 1.2)] = colour
     return rgb, caption
+
+
+def box_planes(
+    image: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]], centre: np.ndarray
+) -> list[tuple[np.ndarray, str]]:
+    """Three orthogonal slices of a ``(C, X, Y, Z)`` volume through ``centre`` (voxels), each with the outline of
+    every ``(box (low..., high...) voxel extents, colour)`` that the slice cuts; for the three-plane box figures."""
+    grey = np.asarray(image, dtype=np.float32)[0]
+    panels = []
+    for axis, plane in enumerate(("sagittal (axis 0)", "coronal (axis 1)", "axial (axis 2)")):
+        index = int(np.clip(round(float(centre[axis])), 0, grey.shape[axis] - 1))
+        rgb = np.repeat(grey_for_display(np.take(grey, index, axis=axis))[..., None], 3, axis=-1)
+        rows_axis, cols_axis = [a for a in range(3) if a != axis]
+        for box, colour in boxes:
+            if box is None or np.isnan(box).any() or not box[axis] - 0.5 <= index <= box[axis + 3] + 0.5:
+                continue
+            top, bottom = (int(np.clip(round(v), 0, rgb.shape[0] - 1)) for v in (box[rows_axis], box[rows_axis + 3]))
+            left, right = (int(np.clip(round(v), 0, rgb.shape[1] - 1)) for v in (box[cols_axis], box[cols_axis + 3]))
+            rgb[top : bottom + 1, [left, right]] = colour
+            rgb[[top, bottom], left : right + 1] = colour
+        panels.append((np.rot90(rgb), f"{plane}, slice {index}"))
+    return panels

@@ -23,7 +23,8 @@ def train_command(
     data: Annotated[
         str | None,
         typer.Option(
-            help="CSV image,annotation[,group]: each annotation a landmark file (.fcsv, .mrk.json, CSV with name)."
+            help="CSV image,annotation[,group]: landmark files (.fcsv, .mrk.json, CSV with name), or label masks or "
+            "boxes CSVs (label,x0,y0,z0,x1,y1,z1) for boxes."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
@@ -46,9 +47,11 @@ def train_command(
     resume: Resume = None,
     quiet: Quiet = False,
 ) -> None:
-    """Fingerprint, plan, train heat maps on patches, fit template matching, report on the validation images."""
+    """Landmarks (files of named points): heat maps on patches beside template matching. Boxes (label masks or
+    boxes CSVs): slice classifiers along the three axes beside a threshold box. Then the validation report."""
     from medlearn.apps.common.plan_display import print_plan
-    from medlearn.apps.localisation.train import LocalisationTrainRequest, resume_localiser, train_localiser
+    from medlearn.apps.localisation.kinds import resume_localiser, train_localiser
+    from medlearn.apps.localisation.request import LocalisationTrainRequest
 
     if resume is not None:
         outcome = resume_localiser(resume, quiet=quiet)
@@ -85,10 +88,11 @@ def evaluate_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here as JSON.")] = None,
     report: Annotated[Path | None, typer.Option(help="HTML report (default: RUN_DIR/evaluation-<data>.html).")] = None,
 ) -> None:
-    """Radial error (mm) per landmark, share within 2 and 4 mm, beside template matching; JSON and HTML report."""
-    from medlearn.apps.localisation.evaluate import evaluate_run
+    """Landmarks: radial error (mm), share within 2 and 4 mm, per landmark, beside template matching. Boxes: IoU,
+    centroid and wall distances (mm) per structure, beside the threshold box. JSON and HTML report."""
+    from medlearn.apps.localisation.kinds import evaluate_localisation
 
-    summary, report_path = evaluate_run(run_dir, data, json_path=json_out, report_path=report)
+    summary, report_path = evaluate_localisation(run_dir, data, json_path=json_out, report_path=report)
     _echo_summary(summary, str(data))
     typer.echo(f"report: {report_path}")
 
@@ -100,10 +104,11 @@ def predict_command(
     out: Annotated[Path, typer.Option(help="Folder for the landmark files.")] = Path("landmarks"),
     strict: Annotated[bool, typer.Option(help="Fail on the first unreadable input instead of skipping it.")] = False,
 ) -> None:
-    """Write each input's landmarks as a 3D Slicer .fcsv (volumes) and a CSV (world mm, indices, score)."""
-    from medlearn.apps.localisation.predict import predict_images
+    """Landmarks: a 3D Slicer .fcsv (volumes) and a CSV (world mm, indices, score) per input. Boxes: a boxes CSV
+    (label, world mm corners, voxel extents) per input."""
+    from medlearn.apps.localisation.kinds import predict_localisation
 
-    outcome = predict_images(run_dir, inputs, out, strict=strict)
+    outcome = predict_localisation(run_dir, inputs, out, strict=strict)
     for path, reason in outcome.skipped:
         typer.echo(f"skipped {path}: {reason}", err=True)
     typer.echo(f"{len(outcome.rows)} image(s) localised; files in {out} (list: {outcome.table})")
@@ -119,6 +124,15 @@ def models_command() -> None:
 
 
 def _echo_summary(summary: dict, where: str) -> None:
+    if "iou" in summary:  # a box run
+        typer.echo(
+            f"{where}: box IoU {_number(summary.get('iou'))}, centroid {_number(summary.get('centroid_mm'))} mm, "
+            f"walls {_number(summary.get('wall_mm'))} mm, {summary.get('images', 0)} volumes"
+        )
+        for name, values in (summary.get("baseline") or {}).items():
+            typer.echo(f"baseline {name}: box IoU {_number(values.get('iou'))}")
+        _echo_verdict(summary)
+        return
     interval = summary.get("mean_error_ci") or [None, None]
     typer.echo(
         f"{where}: mean error {_number(summary.get('mean_error_mm'))} mm ({_number(interval[0])}-"
@@ -127,6 +141,10 @@ def _echo_summary(summary: dict, where: str) -> None:
     )
     for name, values in (summary.get("baseline") or {}).items():
         typer.echo(f"baseline {name}: mean error {_number(values.get('mean_error_mm'))} mm")
+    _echo_verdict(summary)
+
+
+def _echo_verdict(summary: dict) -> None:
     comparison = summary.get("baseline_comparison")
     if comparison:
         typer.echo(comparison["text"])

@@ -11,8 +11,11 @@ from medlearn.models import create_model, list_models, model_defaults
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.utils.settings import settings_from_dict
 
-#: The default of ``localise train`` (see benchmarks/RESULTS.md, localisation section).
+#: The defaults of ``localise train`` for landmark files and for boxes (masks or boxes CSVs).
 DEFAULT_MODEL = "landmark-heatmap"
+DEFAULT_BOX_MODEL = "box-slices"
+#: Models that localise boxes (the others localise landmarks).
+BOX_MODELS = ("box-slices",)
 
 LOCALISATION_TRAINING_DEFAULTS = {
     "default_epochs": 60,  # --max-minutes without --epochs: the budget decides
@@ -25,15 +28,16 @@ LOCALISATION_TRAINING_DEFAULTS = {
     "precision": "auto",
 }
 
-#: Model arguments the plan and the landmark set supply (never recorded in ``model_kwargs``).
-PLAN_MODEL_ARGUMENTS = ("in_channels", "num_landmarks", "spatial_dims", "depth", "base_channels")
+#: Model arguments the plan and the landmark or structure set supply (never recorded in ``model_kwargs``).
+PLAN_MODEL_ARGUMENTS = ("in_channels", "num_landmarks", "num_structures", "spatial_dims", "depth", "base_channels")
 
 
 @dataclass
 class LocaliserSettings:
     """Task settings of a localisation run, stored in ``config.yaml`` under ``localisation``."""
 
-    model: str = DEFAULT_MODEL
+    #: None: chosen from the annotations (landmark files: DEFAULT_MODEL; masks or boxes: DEFAULT_BOX_MODEL).
+    model: str | None = None
     model_kwargs: dict = field(default_factory=dict)
     modality: str | None = None
     plan_overrides: dict = field(default_factory=dict)
@@ -50,10 +54,13 @@ class LocaliserSettings:
     overlap: float = 0.5
     #: The landmark names, in the network's channel order (set by training from the data).
     landmarks: list[str] = field(default_factory=list)
+    #: Boxes: the structures, in the classifiers' output order (set by training), and the slice size.
+    structures: list[str] = field(default_factory=list)
+    slice_size: int = 96
 
     def __post_init__(self) -> None:
         known = [entry.name for entry in list_models("localisation")]
-        if self.model not in known:
+        if self.model is not None and self.model not in known:
             raise MedlearnError(f"unknown localisation model {self.model!r}; choose one of {', '.join(known)}")
         if not 0.0 <= self.foreground_fraction <= 1.0:
             raise MedlearnError(f"foreground_fraction must be between 0 and 1, got {self.foreground_fraction}")
@@ -63,6 +70,13 @@ class LocaliserSettings:
             raise MedlearnError(f"batches_per_epoch must be at least 1, got {self.batches_per_epoch}")
         if self.sigma_mm is not None and not self.sigma_mm > 0:
             raise MedlearnError(f"sigma_mm must be positive, got {self.sigma_mm}")
+        if self.slice_size < 16:
+            raise MedlearnError(f"slice_size must be at least 16, got {self.slice_size}")
+
+    @property
+    def boxes(self) -> bool:
+        """Whether this run localises boxes (else landmarks)."""
+        return self.model in BOX_MODELS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +92,10 @@ def recorded_model_kwargs(name: str, model_kwargs: dict) -> dict:
 
 
 def build_localisation_model(settings: LocaliserSettings, plan: SegmentationPlan) -> nn.Module:
-    """The registered localisation model sized by the plan and the landmark set."""
+    """The registered localisation model sized by the plan and the landmark (or structure) set."""
+    if settings.boxes:
+        kwargs = {"in_channels": plan.channels, "num_structures": len(settings.structures)}
+        return create_model(settings.model, **{**kwargs, **settings.model_kwargs})
     kwargs = {
         "in_channels": plan.channels,
         "num_landmarks": len(settings.landmarks),

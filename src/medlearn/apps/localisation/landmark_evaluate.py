@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.common.run_info import data_slug, read_history
-from medlearn.apps.localisation.baseline import RunBaseline, run_baseline
+from medlearn.apps.localisation.landmark_baseline import RunBaseline, run_baseline
+from medlearn.apps.localisation.landmark_model import Landmarks, TrainedLocaliser, landmarks_on_image
 from medlearn.apps.localisation.landmarks import ImageLandmarks, load_localisation_samples, read_landmarks
-from medlearn.apps.localisation.model import Landmarks, TrainedLocaliser, landmarks_on_image
 from medlearn.data.splits import Split
 from medlearn.evaluation.baselines import compare_to_baseline
 from medlearn.evaluation.classification import to_jsonable
@@ -172,7 +172,7 @@ def evaluate_run(
 
 
 def _write_report(path: Path, localiser: TrainedLocaliser, results, summary, *, title, evaluated_on, history):
-    from medlearn.apps.localisation.report import write_localisation_report  # on first use: matplotlib
+    from medlearn.apps.localisation.landmark_report import write_localisation_report  # on first use: matplotlib
 
     return write_localisation_report(
         path,

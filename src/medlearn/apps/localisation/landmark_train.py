@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,40 +18,33 @@ import torch
 
 import medlearn
 from medlearn.apps.common.run_info import announce
-from medlearn.apps.localisation.baseline import fit_and_store
-from medlearn.apps.localisation.cases import (
+from medlearn.apps.localisation.landmark_baseline import fit_and_store
+from medlearn.apps.localisation.landmark_cases import (
     LandmarkHeatmaps,
     LocalisationCase,
     landmark_mask,
     prepare_localisation_case,
     sigma_voxels,
 )
-from medlearn.apps.localisation.evaluate import report_after_training
-from medlearn.apps.localisation.landmarks import (
-    ImageLandmarks,
-    landmark_names,
-    load_localisation_samples,
-    read_landmarks,
-)
+from medlearn.apps.localisation.landmark_evaluate import report_after_training
+from medlearn.apps.localisation.landmark_task import LocalisationTask
+from medlearn.apps.localisation.landmarks import ImageLandmarks, landmark_names, read_landmarks
+from medlearn.apps.localisation.request import LocalisationOutcome, LocalisationTrainRequest
 from medlearn.apps.localisation.settings import (
-    LOCALISATION_TRAINING_DEFAULTS,
     LocaliserSettings,
     build_localisation_model,
     read_localisation_run,
     recorded_model_kwargs,
 )
-from medlearn.apps.localisation.task import LocalisationTask
 from medlearn.data.patches import PatchDataset, patch_loader
-from medlearn.data.splits import Split, make_split
+from medlearn.data.splits import Split
 from medlearn.engine.config import TrainConfig
 from medlearn.engine.reproducibility import seed_everything
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
-from medlearn.errors import MedlearnError
 from medlearn.io.image import MedicalImage, provenance_marks
 from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint_pairs
 from medlearn.planning.plan import SegmentationPlan, make_plan
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
@@ -59,55 +52,15 @@ log = logging.getLogger("medlearn")
 FINGERPRINT_RADIUS_MM = 5.0
 
 
-@dataclass
-class LocalisationTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: LocaliserSettings
-    training: dict
-    val_data: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        data: str,
-        out: Path,
-        val_data: str | None = None,
-        config_file: Path | None = None,
-        overrides: dict | None = None,
-    ) -> LocalisationTrainRequest:
-        defaults = {"localisation": {}, "training": LOCALISATION_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        settings = LocaliserSettings.from_dict(merged["localisation"])
-        return cls(str(data), Path(out), settings, merged["training"], val_data)
-
-
-@dataclass
-class LocalisationOutcome:
-    run_dir: Path
-    report: Path | None
-    metrics: dict
-
-
-def train_localiser(
+def train_landmark_localiser(
     request: LocalisationTrainRequest,
+    split: Split,
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
 ) -> LocalisationOutcome:
-    """Fresh run on the landmark files of ``request.data`` (validation: ``request.val_data`` or a held-out share)."""
+    """Fresh landmark run on ``split`` (the landmark files of ``request.data``)."""
     settings = request.settings
-    samples = load_localisation_samples(request.data)
-    seed = int(request.training.get("seed", 0))
-    if request.val_data is not None:
-        split = Split(train=samples, val=load_localisation_samples(request.val_data))
-    else:
-        split = make_split(samples, val=settings.val_fraction, seed=seed, stratify=False)
-    if not split.train:
-        raise MedlearnError("no training images left after holding out validation images", request.data)
     train = [read_landmarks(sample) for sample in split.train]
     val = [read_landmarks(sample) for sample in split.val]
     names = landmark_names(train, request.data)
@@ -145,7 +98,7 @@ def train_localiser(
     return _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
 
 
-def resume_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationOutcome:
+def resume_landmark_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded plan, settings and split."""
     run = RunDir.open(run_dir)
     config, plan, settings = read_localisation_run(run)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.localisation.cases import LandmarkHeatmaps
+from medlearn.apps.localisation.landmark_cases import LandmarkHeatmaps
 from medlearn.engine.task import StepResult, model_objective
 from medlearn.inference.sliding_window import Window, dense_probabilities
 from medlearn.models.losses import centre_focal_loss

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.localisation.model import Landmarks, TrainedLocaliser
+from medlearn.apps.localisation.landmark_model import Landmarks, TrainedLocaliser
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import distinct_stems, write_table
 from medlearn.errors import MedlearnError

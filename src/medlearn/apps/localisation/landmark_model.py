@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.localisation.cases import LandmarkHeatmaps, sigma_voxels
+from medlearn.apps.localisation.landmark_cases import LandmarkHeatmaps, sigma_voxels
+from medlearn.apps.localisation.landmark_task import locate_on_grid
 from medlearn.apps.localisation.settings import LocaliserSettings, build_localisation_model, read_localisation_run
-from medlearn.apps.localisation.task import locate_on_grid
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
 from medlearn.engine.rundir import RunDir

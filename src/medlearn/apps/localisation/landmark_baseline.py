@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medlearn.apps.localisation.cases import LocalisationCase
+from medlearn.apps.localisation.landmark_cases import LocalisationCase
 from medlearn.apps.localisation.landmarks import ImageLandmarks
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines.landmarks import TemplateMatcher, fit_template_matcher
