@@ -216,3 +216,24 @@ def test_box_annotations_refuse_a_landmark_model(box_set: dict, tmp_path: Path, 
     command = ["localise", "train", "--data", str(box_set["train"]), "--out", str(tmp_path / "run")]
     assert main([*command, "--model", "landmark-heatmap", *FAST]) == 2
     assert "boxes" in capsys.readouterr().err
+
+
+def test_localise_then_segment_crops_to_the_box_and_pastes_the_mask_back(
+    box_run: Path, box_set: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "seg"
+    command = ["segment", "train", "--data", str(box_set["train"]), "--val", str(box_set["val"]), "--out", str(out)]
+    crop = ["--crop-with", str(box_run), "--crop-structure", "1", "--crop-margin", "6"]
+    fast = ["--epochs", "1", "--batches-per-epoch", "2", "--set", "patch_size=[16,16,16]", "--set", "depth=2"]
+    assert main([*command, *crop, *fast, "--quiet"]) == 0
+    assert str(box_run) in (out / "config.yaml").read_text()
+    plan = json.loads((out / "plan.json").read_text())
+    image = load(box_set["folder"] / "vol9.nii.gz")
+    assert plan["median_shape"] != list(image.spatial_shape)  # planned on the cropped regions
+    masks = tmp_path / "masks"
+    assert main(["segment", "predict", str(out), str(box_set["folder"] / "vol9.nii.gz"), "--out", str(masks)]) == 0
+    mask = load(masks / "vol9_mask.nii.gz")
+    assert mask.spatial_shape == image.spatial_shape and np.allclose(mask.affine, image.affine)
+    assert (
+        main(["segment", "evaluate", str(out), "--data", str(box_set["test"]), "--json", str(tmp_path / "m.json")]) == 0
+    )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medlearn.apps.segmentation.cropping import RegionCropper
 from medlearn.data.cases import Case
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
@@ -46,15 +47,27 @@ def class_indices(mask: MedicalImage, labels: Sequence[int]) -> np.ndarray:
     return lookup[values]
 
 
-def prepare_case(sample: Sample, plan: SegmentationPlan) -> SegmentationCase:
-    """Load an image/mask pair, check they share geometry, and bring both onto the plan's grid."""
-
+def load_pair(sample: Sample, cropper: RegionCropper | None = None) -> tuple[MedicalImage, MedicalImage | None]:
+    """An image and its mask (None without one), checked to share geometry, both cut to the localised region when
+    a ``cropper`` is given."""
     image = load(sample.path)
+    mask = None if sample.target is None else load(sample.target)
+    if mask is not None:
+        check_same_geometry(image, mask)
+    if cropper is not None:
+        crop = cropper.region(image)
+        image, mask = crop.apply(image), None if mask is None else crop.apply(mask)
+    return image, mask
+
+
+def prepare_case(sample: Sample, plan: SegmentationPlan, cropper: RegionCropper | None = None) -> SegmentationCase:
+    """Load an image/mask pair (cut to the localised region with a ``cropper``), check they share geometry, and
+    bring both onto the plan's grid."""
+
+    image, mask = load_pair(sample, cropper)
     array = prepare_image(image, plan)
     labels = None
-    if sample.target is not None:
-        mask = load(sample.target)
-        check_same_geometry(image, mask)
+    if mask is not None:
         if plan.canonical:
             image, mask = to_canonical(image)[0], to_canonical(mask)[0]
         indices = class_indices(mask, plan.labels)
@@ -62,5 +75,7 @@ def prepare_case(sample: Sample, plan: SegmentationPlan) -> SegmentationCase:
     return SegmentationCase(image=array, labels=labels, name=sample.path.name, sample=sample)
 
 
-def prepare_cases(samples: Sequence[Sample], plan: SegmentationPlan) -> list[SegmentationCase]:
-    return [prepare_case(sample, plan) for sample in samples]
+def prepare_cases(
+    samples: Sequence[Sample], plan: SegmentationPlan, cropper: RegionCropper | None = None
+) -> list[SegmentationCase]:
+    return [prepare_case(sample, plan, cropper) for sample in samples]

@@ -62,6 +62,14 @@ def train_command(
         bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation at prediction.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and patch sampling.")] = None,
+    crop_with: Annotated[
+        Path | None,
+        typer.Option(help="Localise, then segment: a 'localise train' box run whose box is cut out of every image."),
+    ] = None,
+    crop_structure: Annotated[
+        str | None, typer.Option(help="The localiser's structure to crop to (default: the box around all).")
+    ] = None,
+    crop_margin: Annotated[float | None, typer.Option(help="Margin around the localised box, mm (default 10).")] = None,
     precision: Precision = None,
     config: Annotated[Path | None, typer.Option(help="YAML with 'segmentation:' and 'training:' settings.")] = None,
     resume: Resume = None,
@@ -82,6 +90,9 @@ def train_command(
                 "batches_per_epoch": batches_per_epoch,
                 "plan_overrides": parse_overrides(overrides or []) or None,
                 "tta": tta,
+                "crop_run": str(crop_with.resolve()) if crop_with is not None else None,
+                "crop_structure": crop_structure,
+                "crop_margin_mm": crop_margin,
             },
             "training": {"max_minutes": max_minutes, "epochs": epochs, "lr": lr, "seed": seed, "precision": precision},
         }

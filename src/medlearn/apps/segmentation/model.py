@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlearn.apps.segmentation.cropping import RegionCropper
 from medlearn.apps.segmentation.settings import SegmenterSettings, build_segmentation_model, read_segmentation_run
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
@@ -45,6 +46,8 @@ class TrainedSegmenter:
     settings: SegmenterSettings
     precision: str = "auto"
     config: dict | None = None
+    #: Localise, then segment: cuts each image to the localised region (settings ``crop_run``).
+    cropper: RegionCropper | None = None
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, checkpoint: str = "best") -> TrainedSegmenter:
@@ -56,7 +59,10 @@ class TrainedSegmenter:
         load_weights(model, checkpoint_weights_file(run.path, checkpoint))
         model.eval()
         precision = config.get("training", {}).get("precision", "auto")
-        return cls(model, plan, settings, precision, config)
+        cropper = None
+        if settings.crop_run is not None:
+            cropper = RegionCropper.from_run(settings.crop_run, settings.crop_structure, settings.crop_margin_mm)
+        return cls(model, plan, settings, precision, config, cropper)
 
     @torch.inference_mode()
     def predict(
@@ -69,6 +75,24 @@ class TrainedSegmenter:
                 f"the model segments {len(self.plan.target_spacing)}D images, this one is {image.spatial_ndim}D",
                 image.source,
             )
+        crop = self.cropper.region(image) if self.cropper is not None else None
+        probabilities = self._probabilities(crop.apply(image) if crop is not None else image, tta, overlap)
+        if crop is not None:  # outside the region: background, certainly
+            probabilities = crop.paste(probabilities, fill=[1.0] + [0.0] * (self.plan.num_classes - 1))
+        values = np.asarray(self.plan.labels, dtype=np.uint16 if max(self.plan.labels) > 255 else np.uint8)
+        labels = values[probabilities.argmax(0)][None]
+        mask = dataclasses.replace(
+            image,
+            array=labels,
+            modality="SEG",
+            photometric="MONOCHROME2",
+            rescale=None,
+            tags={"segmentation_of": image.source, "labels": list(self.plan.labels)},
+        )
+        return SegmentationPrediction(mask=mask, probabilities=probabilities)
+
+    def _probabilities(self, image: MedicalImage, tta: bool | None, overlap: float | None) -> np.ndarray:
+        """Class probabilities ``(K, *spatial)`` on ``image``'s own grid."""
         oriented, reorientation = to_canonical(image) if self.plan.canonical else (image, None)
         array = torch.from_numpy(prepare_image(oriented, self.plan))
         device = torch.device("cpu")
@@ -84,14 +108,4 @@ class TrainedSegmenter:
         probabilities = resample_array(probabilities, back, oriented.spatial_shape, order=1)
         if reorientation is not None:
             probabilities = np.ascontiguousarray(reorientation.undo(probabilities))  # the input's own array order
-        values = np.asarray(self.plan.labels, dtype=np.uint16 if max(self.plan.labels) > 255 else np.uint8)
-        labels = values[probabilities.argmax(0)][None]
-        mask = dataclasses.replace(
-            image,
-            array=labels,
-            modality="SEG",
-            photometric="MONOCHROME2",
-            rescale=None,
-            tags={"segmentation_of": image.source, "labels": list(self.plan.labels)},
-        )
-        return SegmentationPrediction(mask=mask, probabilities=probabilities)
+        return probabilities

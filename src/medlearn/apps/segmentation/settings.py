@@ -47,6 +47,11 @@ class SegmenterSettings:
     val_overlap: float = 0.25
     overlap: float = 0.5
     tta: bool = False
+    #: Localise, then segment: a box-localisation run whose predicted box (of ``crop_structure``, or around all its
+    #: structures) plus ``crop_margin_mm`` is cut out of every image before segmentation (None: whole images).
+    crop_run: str | None = None
+    crop_structure: str | None = None
+    crop_margin_mm: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.foreground_fraction <= 1.0:
@@ -55,6 +60,8 @@ class SegmenterSettings:
             raise MedlearnError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.batches_per_epoch < 1:
             raise MedlearnError(f"batches_per_epoch must be at least 1, got {self.batches_per_epoch}")
+        if self.crop_margin_mm < 0:
+            raise MedlearnError(f"crop_margin_mm must be >= 0, got {self.crop_margin_mm}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,7 +19,8 @@ import torch
 import medlearn
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.segmentation.baseline import fit_and_store
-from medlearn.apps.segmentation.cases import prepare_cases
+from medlearn.apps.segmentation.cases import load_pair, prepare_cases
+from medlearn.apps.segmentation.cropping import RegionCropper
 from medlearn.apps.segmentation.evaluate import report_after_training
 from medlearn.apps.segmentation.settings import (
     SEGMENTATION_TRAINING_DEFAULTS,
@@ -37,7 +38,7 @@ from medlearn.engine.reproducibility import seed_everything
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
-from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint
+from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint, fingerprint_pairs
 from medlearn.planning.plan import SegmentationPlan, make_plan
 from medlearn.utils.settings import merge_layers
 
@@ -93,14 +94,19 @@ def train_segmenter(
         split = Split(train=samples, val=load_pairs(request.val_data))
     else:
         split = make_split(samples, val=settings.val_fraction, seed=seed)
-    fp = fingerprint(split.train, modality=settings.modality)
+    cropper = _cropper(settings)
+    if cropper is None:
+        fp = fingerprint(split.train, modality=settings.modality)
+    else:  # the plan is made for the regions the segmenter will see
+        pairs = ((str(sample.path), *load_pair(sample, cropper)) for sample in split.train)
+        fp = fingerprint_pairs(pairs, modality=settings.modality)
     if len(fp.labels) < 2:
         raise MedlearnError("every training mask is empty (background only): there is nothing to learn", request.data)
     plan = make_plan(fp, settings.plan_overrides)
     settings = replace(settings, model_kwargs=recorded_model_kwargs(settings.model, settings.model_kwargs))
     if show_plan is not None:
         show_plan(plan, fp)
-    cases = _prepare(split, plan)  # reads every pair: bad data fails here, before a run folder exists
+    cases = _prepare(split, plan, cropper)  # reads every pair: bad data fails here, before a run folder exists
     run = RunDir.create(request.out)
     split.to_csv(run.path / "split.csv")
     run.write_json("fingerprint.json", fp.to_dict())
@@ -128,15 +134,20 @@ def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> SegmentationOutco
     run = RunDir.open(run_dir)
     config, plan, settings = read_segmentation_run(run)
     split = Split.from_csv(run.path / "split.csv")
-    cases = _prepare(split, plan)
+    cases = _prepare(split, plan, _cropper(settings))
     return _train_and_report(run, settings, plan, config["training"], cases, quiet=quiet, resume=True)
 
 
-def _prepare(split: Split, plan: SegmentationPlan) -> dict[str, list]:
+def _cropper(settings: SegmenterSettings) -> RegionCropper | None:
+    if settings.crop_run is None:
+        return None
+    return RegionCropper.from_run(settings.crop_run, settings.crop_structure, settings.crop_margin_mm)
 
+
+def _prepare(split: Split, plan: SegmentationPlan, cropper: RegionCropper | None) -> dict[str, list]:
     if not split.train:
         raise MedlearnError("no training cases left after holding out validation cases")
-    return {"train": prepare_cases(split.train, plan), "val": prepare_cases(split.val, plan)}
+    return {"train": prepare_cases(split.train, plan, cropper), "val": prepare_cases(split.val, plan, cropper)}
 
 
 def _train_and_report(
