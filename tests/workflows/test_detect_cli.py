@@ -157,3 +157,46 @@ def test_anisotropic_volumes_are_refused_with_the_reason(shared_data: Path, tmp_
     status = main(["detect", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet", "--epochs", "1"])
     assert status == 2
     assert "anisotropic" in capsys.readouterr().err
+
+
+def test_detection_in_3d_volumes_from_world_points(shared_data: Path, tmp_path: Path) -> None:
+    """Bright blobs in the real MNI152 T1 (6 mm), annotated as world x,y,z points: train, evaluate, predict."""
+    from medlearn.io import load, resample_to_spacing, save
+    from medlearn.io.geometry import image_from_affine, voxel_to_world
+
+    template = resample_to_spacing(load(shared_data / "mni152/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"), 6.0)
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in range(6):
+        volume = template.array[0].astype(np.float32).copy()
+        centres = rng.integers(6, 20, (2, 3)).astype(float)
+        for centre in centres:
+            volume[tuple(slice(int(c) - 1, int(c) + 2) for c in centre)] += 2 * volume.max()
+        save(image_from_affine(volume[None], template.affine, modality="MR"), tmp_path / f"v{n}.nii.gz")
+        world = voxel_to_world(template.affine, centres)
+        _write_rows(tmp_path / f"v{n}.csv", [(*map(str, p), "6") for p in world], ("x", "y", "z", "radius_mm"))
+        rows.append((f"v{n}.nii.gz", f"v{n}.csv"))
+    train = _write_rows(tmp_path / "train.csv", rows[:4])
+    val = _write_rows(tmp_path / "val.csv", rows[4:5])
+    test = _write_rows(tmp_path / "test.csv", rows[5:])
+    out = tmp_path / "run"
+    fast = [
+        "--epochs",
+        "1",
+        "--batches-per-epoch",
+        "2",
+        "--set",
+        "patch_size=[16,16,16]",
+        "--set",
+        "depth=2",
+        "--quiet",
+    ]
+    assert main(["detect", "train", "--data", str(train), "--val", str(val), "--out", str(out), *fast]) == 0
+    assert json.loads((out / "plan.json").read_text())["spatial_dims"] == 3
+    assert main(["detect", "evaluate", str(out), "--data", str(test), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["targets"] == 2
+    found = tmp_path / "found"
+    assert main(["detect", "predict", str(out), str(tmp_path / "v5.nii.gz"), "--out", str(found)]) == 0
+    with open(found / "v5_candidates.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["x", "y", "z", "i", "j", "k", "score", "radius_mm"]
