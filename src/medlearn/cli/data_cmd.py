@@ -120,5 +120,71 @@ def hybrid_command(
     )
 
 
+@data.command("landmarks")
+def landmarks_command(
+    template: Annotated[Path, typer.Argument(help="A 3D template image (e.g. the MNI152 T1).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for images/, landmarks/ (.fcsv), landmarks.csv, cases.csv and with --labels "
+            "labels/, boxes/ and boxes.csv."
+        ),
+    ],
+    count: Annotated[int, typer.Option(help="Number of deformed cases.")] = 20,
+    spacing: Annotated[float, typer.Option(help="Voxel size of the cases (mm).")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Seed of deformations and contrasts (another seed: another set).")] = 0,
+    landmarks: Annotated[
+        Path | None,
+        typer.Option(
+            help="Named landmarks of the template (.fcsv, .mrk.json or points CSV with labels, world mm). "
+            "Default: medlearn's MNI152 landmarks (the template must be in MNI152 space)."
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="A label map on the template's grid: its structures' boxes are written too.")
+    ] = None,
+    label_names: Annotated[
+        str | None, typer.Option(help="Names of label values 1, 2, ... comma-separated (default: the values).")
+    ] = None,
+    rotation: Annotated[float, typer.Option(help="Largest rotation about each axis (degrees).")] = 8.0,
+    scale: Annotated[float, typer.Option(help="Largest isotropic scaling (fraction).")] = 0.08,
+    translation: Annotated[float, typer.Option(help="Largest shift along each axis (mm).")] = 8.0,
+    elastic: Annotated[float, typer.Option(help="SD of the elastic control-point displacements (mm).")] = 3.0,
+    max_gamma: Annotated[
+        float, typer.Option(help="Contrast change: gamma drawn in [1/G, G] per case (1: none).")
+    ] = 1.0,
+    invert: Annotated[float, typer.Option(help="Share of cases whose contrast is inverted (a T1 made T2-like).")] = 0.0,
+) -> None:
+    """One template under random smooth deformations (and contrast changes), its landmarks and labels moved
+    exactly with it: a localisation set for few-data training and for held-out deformations.
+
+    Every image carries the 'deformed' mark, so runs and reports on it say the cases are one template's."""
+    from medlearn.data.deformation import RandomContrast, RandomDeformation
+    from medlearn.data.landmark_set import (
+        LandmarkSetSpec,
+        load_template_labels,
+        make_landmark_set,
+        read_template_landmarks,
+    )
+    from medlearn.io import load
+
+    image = load(template)
+    spec = LandmarkSetSpec(
+        count=count,
+        spacing_mm=spacing,
+        seed=seed,
+        deformation=RandomDeformation(
+            rotation_deg=rotation, scale=scale, translation_mm=translation, elastic_mm=elastic
+        ),
+        contrast=RandomContrast(max_gamma=max_gamma, invert=invert),
+    )
+    points = read_template_landmarks(landmarks, image)
+    names = None if label_names is None else [name.strip() for name in label_names.split(",")]
+    structures = None if labels is None else load_template_labels(labels, names)
+    table = make_landmark_set(image, out, spec, points, structures)
+    extra = f", boxes: {out / 'boxes.csv'}" if structures is not None else ""
+    typer.echo(f"{count} DEFORMED cases of {template.name} with {len(points)} landmarks: {table}{extra}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data, name="data")

@@ -12,7 +12,6 @@ included, carries the ``hybrid`` mark in its NIfTI header, so any report that tr
 
 from __future__ import annotations
 
-import csv
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from medlearn.errors import MedlearnError
 from medlearn.io import load, save
 from medlearn.io.color import to_grey
 from medlearn.io.geometry import image_from_affine
-from medlearn.utils.atomic import atomic_path
+from medlearn.utils.atomic import write_csv_atomic
 
 #: World axes of a points CSV (RAS+ millimetres), then what each point says about its lesion: only columns the
 #: points reader (:func:`medlearn.io.markups.read_points_csv`) accepts, since it refuses unknown ones; the
@@ -132,7 +131,7 @@ def make_hybrid_set(backgrounds: Sequence[Path], out_dir: Path, spec: HybridSetS
             {**centre, "radius_mm": lesion.radius_mm, "label": "lesion"}
             for centre, lesion in zip(centres, specs, strict=True)
         ]
-        points_path = _write_dicts(out_dir / "points" / f"{stem}.csv", [*axes, *POINT_COLUMNS], points)
+        points_path = write_csv_atomic(out_dir / "points" / f"{stem}.csv", [*axes, *POINT_COLUMNS], points)
         pairs.append((image_path.relative_to(out_dir), mask_path.relative_to(out_dir), source.name))
         detection.append((image_path.relative_to(out_dir), points_path.relative_to(out_dir), source.name))
         lesions += [
@@ -148,9 +147,9 @@ def make_hybrid_set(backgrounds: Sequence[Path], out_dir: Path, spec: HybridSetS
             }
             for number, (mask, centre, lesion) in enumerate(zip(masks, centres, specs, strict=True))
         ]
-    _write_dicts(out_dir / "lesions.csv", [*LESION_COLUMNS, *WORLD_AXES[: 3 if any_volume else 2]], lesions)
-    _write_csv(out_dir / "detection.csv", ["image", "annotation", "group"], detection)
-    return _write_csv(out_dir / "pairs.csv", ["image", "mask", "group"], pairs)
+    write_csv_atomic(out_dir / "lesions.csv", [*LESION_COLUMNS, *WORLD_AXES[: 3 if any_volume else 2]], lesions)
+    write_csv_atomic(out_dir / "detection.csv", ["image", "annotation", "group"], detection)
+    return write_csv_atomic(out_dir / "pairs.csv", ["image", "mask", "group"], pairs)
 
 
 def lesion_centre(mask: np.ndarray, affine: np.ndarray) -> tuple[float, float, float]:
@@ -163,21 +162,3 @@ def lesion_centre(mask: np.ndarray, affine: np.ndarray) -> tuple[float, float, f
     index[3] = 1.0
     x, y, z = (np.asarray(affine, dtype=float) @ index)[:3]
     return float(x), float(y), float(z)
-
-
-def _write_dicts(path: Path, header: list[str], rows: list[dict]) -> Path:
-    """Rows with missing columns left empty (a 2D image's ``z`` in a set that also holds volumes); no rows: the
-    header alone (a negative image's points)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_csv(path: Path, header: list[str], rows: list) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path

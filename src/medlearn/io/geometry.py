@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from medlearn.errors import MedlearnError
 from medlearn.io.image import MedicalImage
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -78,3 +79,22 @@ def voxel_to_world(affine: np.ndarray, voxels: np.ndarray) -> np.ndarray:
     voxels = np.atleast_2d(np.asarray(voxels, dtype=np.float64))
     steps = np.asarray(affine)[:3, : voxels.shape[1]]
     return voxels @ steps.T + np.asarray(affine)[:3, 3]
+
+
+#: Affines closer than this (mm) describe the same grid.
+GEOMETRY_TOLERANCE_MM = 1e-3
+
+
+def check_same_geometry(image: MedicalImage, mask: MedicalImage) -> None:
+    """A mask must have its image's spatial shape and affine (within a micrometre)."""
+    if image.spatial_shape != mask.spatial_shape:
+        raise MedlearnError(
+            f"mask shape {mask.spatial_shape} does not match image shape {image.spatial_shape} ({image.source})",
+            mask.source,
+        )
+    if not np.allclose(image.affine, mask.affine, atol=GEOMETRY_TOLERANCE_MM):
+        raise MedlearnError(
+            f"mask geometry (spacing/origin/direction) does not match its image {image.source}", mask.source
+        )
+    if mask.channels != 1:
+        raise MedlearnError(f"a mask must have one channel, this one has {mask.channels}", mask.source)

@@ -53,8 +53,9 @@ class MedicalImage:
 
 #: Provenance marks that travel with a file (NIfTI ``descrip``, PNG text chunk) so results on such images are
 #: always labelled: ``hybrid`` (synthetic lesions in a real image), ``synthetic`` (made by a generative model),
-#: ``enhanced`` (denoised or super-resolved by a network).
-PROVENANCE_MARKS: tuple[str, ...] = ("hybrid", "synthetic", "enhanced")
+#: ``enhanced`` (denoised or super-resolved by a network), ``deformed`` (one template under synthetic deformations,
+#: ``medlearn data landmarks``).
+PROVENANCE_MARKS: tuple[str, ...] = ("hybrid", "synthetic", "enhanced", "deformed")
 
 
 def provenance_marks(tags: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load
+from medlearn.io.geometry import check_same_geometry
 from medlearn.io.image import MedicalImage
 from medlearn.io.orientation import to_canonical
 from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_scale
@@ -24,7 +25,6 @@ from medlearn.planning.normalization import QUANTILES, CaseIntensity, pooled_sca
 #: Foreground voxels sampled per case for the intensity statistics (as nnU-Net does, bounded cost); as many
 #: background voxels and as many voxels drawn from the whole image are sampled too.
 FOREGROUND_SAMPLES = 10_000
-GEOMETRY_TOLERANCE_MM = 1e-3
 
 
 @dataclass
@@ -220,18 +220,3 @@ def _sample_columns(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if values.shape[1] > FOREGROUND_SAMPLES:
         values = values[:, rng.choice(values.shape[1], size=FOREGROUND_SAMPLES, replace=False)]
     return values.astype(np.float64)
-
-
-def check_same_geometry(image, mask) -> None:
-    """A mask must have its image's spatial shape and affine (within a micrometre)."""
-    if image.spatial_shape != mask.spatial_shape:
-        raise MedlearnError(
-            f"mask shape {mask.spatial_shape} does not match image shape {image.spatial_shape} ({image.source})",
-            mask.source,
-        )
-    if not np.allclose(image.affine, mask.affine, atol=GEOMETRY_TOLERANCE_MM):
-        raise MedlearnError(
-            f"mask geometry (spacing/origin/direction) does not match its image {image.source}", mask.source
-        )
-    if mask.channels != 1:
-        raise MedlearnError(f"a mask must have one channel, this one has {mask.channels}", mask.source)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 
@@ -37,6 +38,20 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_csv_atomic(path: str | Path, header: Sequence[str], rows: Sequence[Sequence | Mapping]) -> Path:
+    """A CSV table written atomically: rows are sequences, or mappings whose missing columns stay empty; no rows
+    writes the header alone."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        if rows and isinstance(rows[0], Mapping):
+            writer = csv.DictWriter(handle, fieldnames=list(header), restval="")
+            writer.writeheader()
+        else:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+        writer.writerows(rows)
     return Path(path)
 
 

@@ -31,10 +31,9 @@ from medlearn.data.sources import pairs_from_folder, samples_from_csv
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.detection import Targets
 from medlearn.io import load
-from medlearn.io.geometry import world_to_voxel
+from medlearn.io.geometry import check_same_geometry, world_to_voxel
 from medlearn.io.image import MedicalImage
 from medlearn.io.markups import BoxSet, PointSet, points_on_image, read_annotation_file
-from medlearn.planning.fingerprint import check_same_geometry
 
 log = logging.getLogger("medlearn")
 

@@ -27,10 +27,9 @@ from medlearn.data.patches import VIRTUAL_LENGTH, PatchAugmentation
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load
-from medlearn.io.geometry import world_to_voxel
+from medlearn.io.geometry import check_same_geometry, world_to_voxel
 from medlearn.io.image import MedicalImage
 from medlearn.io.markups import BoxSet, read_annotation_file
-from medlearn.planning.fingerprint import check_same_geometry
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.planning.preparation import map_voxels, planned_affine, prepare_image
 

@@ -17,9 +17,9 @@ from medlearn.data.cases import Case
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load
+from medlearn.io.geometry import check_same_geometry
 from medlearn.io.image import MedicalImage
 from medlearn.io.orientation import to_canonical
-from medlearn.planning.fingerprint import check_same_geometry
 from medlearn.planning.plan import SegmentationPlan
 from medlearn.planning.preparation import prepare_image, resample_labels, resampling_ratio
 

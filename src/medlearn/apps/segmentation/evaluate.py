@@ -32,7 +32,7 @@ from medlearn.evaluation.classification import to_jsonable
 from medlearn.evaluation.segmentation import case_outcome, segmentation_metrics
 from medlearn.evaluation.shifts import Shift
 from medlearn.io import load
-from medlearn.planning.fingerprint import check_same_geometry
+from medlearn.io.geometry import check_same_geometry
 from medlearn.utils.atomic import write_text_atomic
 
 SUMMARY_METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
