@@ -108,6 +108,8 @@ def run_model(name: str, train_csv: Path, test_csv: Path, workdir: Path, minutes
             k: metrics[k] for k in ("fid", "kid", "kid_std", "precision", "recall", "ms_ssim", "ms_ssim_real")
         }
         row[label]["feature_network"] = metrics["feature_network"]
+        row[label]["baseline"] = metrics.get("baseline") or {}
+        row[label]["baseline_comparison"] = metrics.get("baseline_comparison")
     generator = TrainedGenerator.from_run_dir(out)
     from medlearn.data.sources import load_samples
 
@@ -137,6 +139,15 @@ def verdict(rows: dict) -> str:
     return "not held: WGAN-GP collapsed, DCGAN did not"
 
 
+def _baseline_cell(scores: dict) -> str:
+    """The per-class PCA-Gaussian baseline measured like the GAN (runs older than baselines: not measured)."""
+    if not scores.get("baseline"):
+        return "not measured (run predates the baseline) | - "
+    name, values = next(iter(scores["baseline"].items()))
+    beaten = (scores.get("baseline_comparison") or {}).get("beaten")
+    return f"{name} {values['fid']:.2f} / {values['recall']:.2f} | {'yes' if beaten else 'no'}"
+
+
 def markdown(results: dict) -> str:
     lines = [
         f"Br35H, 64x64 grey, conditional (yes/no), duplicate-aware 85/15 split, {results['minutes']:g} min per GAN "
@@ -146,15 +157,15 @@ def markdown(results: dict) -> str:
         "held-out real image.",
         "",
         "| model | epochs | train min | FID-c | KID-c | precision | recall | FID-r | MS-SSIM (real) "
-        "| NN PSNR | NN SSIM | mode collapse |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| NN PSNR | NN SSIM | mode collapse | classical baseline FID-c / recall | beats it? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in results["models"].items():
         c, r = row["classifier"], row["random"]
         lines.append(
             f"| {name} | {row['epochs']} | {row['train_minutes']:.1f} | {c['fid']:.2f} | {c['kid']:.4f} | "
             f"{c['precision']:.2f} | {c['recall']:.2f} | {r['fid']:.2f} | {c['ms_ssim']:.3f} ({c['ms_ssim_real']:.3f}) "
-            f"| {row['nn_psnr']:.2f} | {row['nn_ssim']:.3f} | {row['collapse']} |"
+            f"| {row['nn_psnr']:.2f} | {row['nn_ssim']:.3f} | {row['collapse']} | {_baseline_cell(c)} |"
         )
     lines += [
         "",

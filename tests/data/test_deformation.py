@@ -137,3 +137,14 @@ def test_landmark_set_refuses_points_off_the_template(shared_data: Path, tmp_pat
     assert main([*command, "--labels", str(probability)]) != 0
     assert "not a label map" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_on_deformed_cases_says_so(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    command = ["data", "landmarks", str(shared_data / MNI), "--out", str(out), "--count", "4", "--spacing", "8"]
+    assert main(command) == 0
+    run = tmp_path / "run"
+    fast = ["--epochs", "1", "--batches-per-epoch", "1", "--quiet"]
+    assert main(["localise", "train", "--data", str(out / "landmarks.csv"), "--out", str(run), *fast]) == 0
+    assert "- deformed" in (run / "config.yaml").read_text()
+    assert "one template under synthetic deformations" in (run / "report.html").read_text()
