@@ -1,7 +1,7 @@
 """Localisation benchmark: METHODS.md rows loc-triplanar and loc-slices on one real template under held-out
 deformations and contrasts, 2 CPU cores, each model beside its classical baseline.
 
-Data: the MNI152 2009 symmetric T1 template (``shared/data/mni152``, from nilearn; licence beside it) made into
+Data: the MNI152 2009a symmetric T1 template (``shared/data/mni152``, from nilearn; licence beside it) made into
 sets by ``medlearn data landmarks`` at 4 mm: random rotation (8 degrees), scaling (8%), shift (8 mm) and a smooth
 elastic field (3 mm SD on a 32 mm lattice), seven named landmarks (``MNI152_LANDMARKS``) and the left and right
 cerebral white matter (the template's white-matter map above 0.5, split at the midline) moved exactly with each
@@ -180,6 +180,9 @@ def results_table(results: dict) -> str:
         "DEFORMED data: these say how well a model follows deformations of one template, not other subjects. "
         "Mean radial error in mm (95% bootstrap interval over images), success = error within 2 / 4 mm; each "
         "run's classical baseline on the same images. 2 CPU cores, wall-clock budgets.",
+        "",
+        f"`{results['command']}` ({results['date']}); data: MNI152 2009a symmetric T1 and white-matter map from "
+        "nilearn (licence in shared/data/mni152), cases from `medlearn data landmarks`.",
         "",
         "| model | seed | min | epochs | s/epoch | test | mean error mm (95% CI) | within 2 / 4 mm | baseline | "
         "baseline error mm | beats it? | s/image |",

@@ -516,6 +516,8 @@ def results_table(results: dict) -> str:
                 f"{_fmt(row['hd95_mm'], 1)} | "
                 f"{row['cases_with_missed_structure']}/{row['cases']} | {_baseline_cells(row)} |"
             )
+        if block.get("note"):
+            lines += ["", f"Note: {block['note']}"]
         nn = block.get("nnunet")
         if nn:
             lines.append(
