@@ -26,6 +26,7 @@ TASKS: tuple[TaskInfo, ...] = (
     TaskInfo("enhancement", "enhance"),
     TaskInfo("detection", "detect"),
     TaskInfo("localisation", "localise"),
+    TaskInfo("registration", "register"),
 )
 
 

@@ -89,16 +89,19 @@ class Deformation:
 
 
 def jacobian_determinant(field: MedicalImage) -> np.ndarray:
-    """Jacobian determinant of ``x -> x + u(x)`` at every voxel of a 3D displacement field (mm), by central
-    differences along the grid's axes mapped to world axes through the affine."""
-    if field.spatial_ndim != 3 or field.channels != 3:
-        raise MedlearnError("the Jacobian needs a 3D field with 3 channels", field.source)
-    # d u / d index, one (3, 3) matrix per voxel: rows are field components, columns grid axes
+    """Jacobian determinant of ``x -> x + u(x)`` at every voxel of a 2D or 3D displacement field (mm, one channel
+    per in-plane world axis), by central differences along the grid's axes mapped to world axes through the affine.
+    Values <= 0 mark folding."""
+    ndim = field.spatial_ndim
+    if ndim not in (2, 3) or field.channels != ndim:
+        raise MedlearnError(
+            f"the Jacobian needs a 2D or 3D field with one channel per axis, got {field.channels}", field.source
+        )
+    # d u / d index, one (d, d) matrix per voxel: rows are field components, columns grid axes
     by_index = np.stack([np.stack(np.gradient(channel), axis=0) for channel in field.array], axis=0)
-    steps = np.asarray(field.affine[:3, :3], dtype=np.float64)  # world = steps @ index + origin
-    to_index = np.linalg.inv(steps)
-    jacobian = np.einsum("ca...,aw->cw...", by_index, to_index)  # d u / d world
-    jacobian = jacobian + np.eye(3).reshape(3, 3, 1, 1, 1)
+    steps = np.asarray(field.affine[:ndim, :ndim], dtype=np.float64)  # world = steps @ index + origin
+    jacobian = np.einsum("ca...,aw->cw...", by_index, np.linalg.inv(steps))  # d u / d world
+    jacobian = jacobian + np.eye(ndim).reshape(ndim, ndim, *([1] * ndim))
     return np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1)))
 
 
