@@ -12,8 +12,6 @@ the deformation (published tables show that higher Dice often comes with folded 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from medlearn.data.deformation import jacobian_determinant
@@ -74,10 +72,3 @@ def regularity(field: MedicalImage) -> dict[str, float]:
         "sdlogj": float(np.std(np.log(positive))) if positive.size else float("nan"),
         "min_jacobian": float(determinant.min()),
     }
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    finite = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if not finite.size:
-        return {"mean": float("nan"), "median": float("nan"), "max": float("nan")}
-    return {"mean": float(finite.mean()), "median": float(np.median(finite)), "max": float(finite.max())}

@@ -95,11 +95,3 @@ def resample_like(
     ]
     array = np.stack(channels).astype(moving.array.dtype if labels else np.float32)
     return image_from_affine(array, fixed.affine.copy(), modality=moving.modality, tags=dict(moving.tags))
-
-
-def read_transform(path: str) -> sitk.Transform:
-    """An ITK transform file (``.h5``, ``.tfm``), or a MedlearnError naming it."""
-    try:
-        return sitk.ReadTransform(str(path))
-    except RuntimeError as error:
-        raise MedlearnError(f"not a readable ITK transform ({str(error).splitlines()[0]})", path) from None
