@@ -140,3 +140,44 @@ def test_bad_requests_are_refused_in_one_line(pair: dict, tmp_path: Path, capsys
     assert "mattes" in capsys.readouterr().err
     assert main(["register", "methods"]) == 0
     assert "demons" in capsys.readouterr().out
+
+
+def test_evaluate_pairs_of_a_landmark_set_beside_the_identity(shared_data: Path, tmp_path: Path) -> None:
+    template = load(shared_data / MNI)
+    block = np.zeros(template.array.shape, np.uint8)
+    block[0, 60:140, 80:160, 50:110] = 1
+    save(image_from_affine(block, template.affine), tmp_path / "block.nii.gz")
+    cases = tmp_path / "cases"
+    command = ["data", "landmarks", str(shared_data / MNI), "--out", str(cases), "--count", "3", "--spacing", "8"]
+    assert main([*command, "--labels", str(tmp_path / "block.nii.gz")]) == 0
+    rows = [
+        (
+            "images/case_0000.nii.gz",
+            f"images/case_000{k}.nii.gz",
+            "labels/case_0000.nii.gz",
+            f"labels/case_000{k}.nii.gz",
+            "landmarks/case_0000.fcsv",
+            f"landmarks/case_000{k}.fcsv",
+        )
+        for k in (1, 2)
+    ]
+    columns = ["fixed", "moving", "fixed_labels", "moving_labels", "fixed_points", "moving_points"]
+    write_csv_atomic(cases / "pairs.csv", columns, rows)
+    out = tmp_path / "m.json"
+    assert (
+        main(["register", "evaluate", "--data", str(cases / "pairs.csv"), "--method", "affine", "--json", str(out)])
+        == 0
+    )
+    summary = json.loads(out.read_text())
+    for key in ("dice", "hd95_mm", "tre_mm", "folding_fraction", "sdlogj", "seconds_per_pair", "baseline"):
+        assert key in summary
+    identity = summary["baseline"]["identity"]
+    assert summary["pairs"] == 2 and summary["tre_mm"] < identity["tre_mm"]
+    assert summary["dice"] > identity["dice"]
+    bad = tmp_path / "bad.csv"
+    write_csv_atomic(
+        bad,
+        ["fixed", "moving", "fixed_labels"],
+        [("cases/images/case_0000.nii.gz", "cases/images/case_0001.nii.gz", "cases/labels/case_0000.nii.gz")],
+    )
+    assert main(["register", "evaluate", "--data", str(bad)]) == 2

@@ -72,3 +72,13 @@ def regularity(field: MedicalImage) -> dict[str, float]:
         "sdlogj": float(np.std(np.log(positive))) if positive.size else float("nan"),
         "min_jacobian": float(determinant.min()),
     }
+
+
+def bootstrap_mean_interval(values, n_boot: int = 1000, seed: int = 0) -> list[float | None]:
+    """95% percentile-bootstrap interval of the mean over the given values (pairs); ``[None, None]`` below 3."""
+    finite = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if finite.size < 3:
+        return [None, None]
+    rng = np.random.default_rng(seed)
+    means = finite[rng.integers(0, finite.size, (n_boot, finite.size))].mean(axis=1)
+    return [float(v) for v in np.percentile(means, [2.5, 97.5])]

@@ -60,6 +60,38 @@ def pair_command(
     typer.echo(f"outputs in {out}")
 
 
+@register_app.command("evaluate")
+def evaluate_command(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="CSV fixed,moving[,fixed_labels,moving_labels][,fixed_points,moving_points] (paths relative to it)."
+        ),
+    ],
+    method: Annotated[str, typer.Option(help="Classical method (see 'medlearn register methods').")] = "affine",
+    metric: Annotated[str, typer.Option(help="mattes, correlation or meansquares.")] = "mattes",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary here.")] = None,
+    iterations: Annotated[int, typer.Option(help="Optimiser iterations per resolution level.")] = 200,
+) -> None:
+    """Register every pair with a classical method; Dice and HD95 of warped labels, landmark error, folding, SD of
+    log-Jacobian and seconds per pair, beside the identity."""
+    from medlearn.apps.registration.classical import ClassicalSettings
+    from medlearn.apps.registration.evaluate import evaluate_pairs, read_pairs, write_summary
+
+    settings = ClassicalSettings(method=method, metric=metric, iterations=iterations)
+    summary = evaluate_pairs(read_pairs(data), settings)
+    identity = summary["baseline"]["identity"]
+    parts = [f"{summary['pairs']} pairs, {method}: {summary['seconds_per_pair']:.1f} s per pair"]
+    for key, unit in (("dice", ""), ("hd95_mm", " mm"), ("tre_mm", " mm")):
+        if summary.get(key) is not None:
+            parts.append(f"{key.removesuffix('_mm')} {summary[key]:.3f}{unit} (identity {identity[key]:.3f}{unit})")
+    parts.append(f"folding {summary['folding_fraction']:.2%}, SD log-Jacobian {summary['sdlogj']:.3f}")
+    typer.echo("; ".join(parts))
+    if json_out is not None:
+        write_summary(summary, json_out)
+        typer.echo(f"written {json_out}")
+
+
 @register_app.command("methods")
 def methods_command() -> None:
     """List the classical registration methods."""
