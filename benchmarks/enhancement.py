@@ -181,10 +181,11 @@ def markdown_table(results: dict) -> str:
     if meta:
         lines.append("")
         lines.append(
-            f"Training on {meta.get('threads')} thread(s) (2 CPU cores, the other busy with another benchmark); "
-            f"test slices degraded with seed 0; at most {meta.get('max_slices')} slices per test volume; PSNR/SSIM "
+            f"Training on {meta.get('threads')} thread(s) of 2 CPU cores; test slices degraded with seed 0; "
+            f"at most {meta.get('max_slices')} slices per test volume; PSNR/SSIM "
             "on the unit intensity range (data_range 1). Baselines were given the true noise level."
         )
+        lines += [f"Note: {note}" for note in meta.get("notes", [])]
     return "\n".join(lines)
 
 
