@@ -60,10 +60,14 @@ class Deformation:
             f"a point did not converge under the deformation (residual {residual.max():.3g} mm): the field folds"
         )
 
+    def _voxels(self, world: np.ndarray) -> np.ndarray:
+        """World points ``(n, 3)`` as voxel coordinates of the field's grid."""
+        inverse = np.linalg.inv(self.field.affine)
+        return (inverse[:3, :3] @ world.T + inverse[:3, 3:]).T
+
     def _inside(self, world: np.ndarray) -> np.ndarray:
         """``world`` unchanged if every point lies on the field's grid (half a voxel of margin)."""
-        inverse = np.linalg.inv(self.field.affine)
-        voxels = (inverse[:3, :3] @ world.T + inverse[:3, 3:]).T
+        voxels = self._voxels(world)
         shape = np.asarray(self.field.spatial_shape)
         outside = np.any((voxels < -0.5) | (voxels > shape - 0.5), axis=1)
         if outside.any():
@@ -75,9 +79,7 @@ class Deformation:
 
     def displacement_at(self, world: np.ndarray) -> np.ndarray:
         """The field interpolated (linearly) at world positions ``(n, 3)``; constant beyond the grid's edge."""
-        inverse = np.linalg.inv(self.field.affine)
-        voxels = (inverse[:3, :3] @ world.T + inverse[:3, 3:]).T
-        voxels = np.clip(voxels, 0, np.asarray(self.field.spatial_shape) - 1)
+        voxels = np.clip(self._voxels(world), 0, np.asarray(self.field.spatial_shape) - 1)
         return np.stack(
             [ndimage.map_coordinates(channel, voxels.T, order=1, mode="nearest") for channel in self.field.array],
             axis=1,
