@@ -220,3 +220,16 @@ def test_a_case_refuses_point_radii_that_do_not_match_its_points():
         Case(image=image, point_radii=np.array([1.0]))  # radii without points
     with pytest.raises(MedlearnError, match="point_radii needs one value per point"):
         Case(image=image, points=points, point_radii=np.array([1.0, 2.0])).with_arrays(points=points[:1])
+
+
+def test_small_cases_are_padded_with_the_background_level_not_with_zero():
+    """After a fixed clip + z-score, 0 is mean tissue: a pad of zeros looked like grey matter to a 3D U-Net."""
+    image = np.full((2, 10, 10, 4), 3.0, np.float32)
+    image[:, :, :, 0] = -1.5  # the darkest level of each channel
+    case = Case(image=image, labels=np.zeros((10, 10, 4), np.uint8), name="slab")
+    padded = PatchDataset([case], [16, 16, 8], foreground_fraction=0.0, augment=False, fill=(-1.0, -2.0)).cases[0]
+    assert padded.image.shape == (2, 16, 16, 8)
+    assert np.all(padded.image[0, 10:] == -1.0) and np.all(padded.image[1, :, :, 4:] == -2.0)
+    assert np.array_equal(padded.image[:, :10, :10, :4], image)  # the case itself where it was
+    by_minimum = PatchDataset([case], [16, 16, 8], foreground_fraction=0.0, augment=False).cases[0]
+    assert np.all(by_minimum.image[:, 10:] == -1.5)

@@ -80,3 +80,36 @@ def test_merging_keeps_the_best_of_close_points():
     kept, scores = merge_points(points, np.array([0.5, 0.9, 0.4]), radius=2.0)
     np.testing.assert_array_equal(kept, [[1.0, 0.0], [10.0, 10.0]])
     np.testing.assert_array_equal(scores, [0.9, 0.4])
+
+
+def test_an_image_smaller_than_the_window_is_padded_with_the_fill_and_cropped_back():
+    """The network sees the background level beyond the image (positive fill: class 1 there), and the map keeps
+    the image's shape, also slice by slice."""
+    seen = []
+
+    class Recorder(Threshold):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.clone())
+            return super().forward(x)
+
+    image = -torch.ones(1, 5, 6, 7)
+    probabilities = dense_probabilities(Recorder(), image, Window((8, 8, 8), fill=(0.25,)))
+    assert probabilities.shape == (2, 5, 6, 7)
+    assert torch.all(probabilities.argmax(0) == 0)
+    window = seen[-1][0, 0]
+    assert torch.all(window[5:] == 0.25) and torch.all(window[:5, :6, :7] == -1)
+    slices = dense_probabilities(Recorder(), image, Window((8, 8), slice_axis=2, fill=(0.25,)))
+    assert slices.shape == (2, 5, 6, 7) and torch.all(seen[-1][:, 0, 5:] == 0.25)
+
+
+def test_without_a_fill_an_image_is_padded_with_its_own_minimum():
+    seen = []
+
+    class Recorder(Threshold):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.clone())
+            return super().forward(x)
+
+    image = torch.linspace(-2, 3, 5 * 6).reshape(1, 5, 6)
+    dense_probabilities(Recorder(), image, Window((8, 8)))
+    assert torch.all(seen[-1][0, 0, 5:] == -2)

@@ -11,7 +11,14 @@ from pydicom.data import get_testdata_file
 from medlearn.errors import MedlearnError
 from medlearn.io import load, normalize_intensity, resample_to_spacing
 from medlearn.io.geometry import image_from_affine
-from medlearn.io.intensity import CT_WINDOWS, ct_window, display_scale, mr_normalize
+from medlearn.io.intensity import (
+    CT_WINDOWS,
+    apply_normalization,
+    background_values,
+    ct_window,
+    display_scale,
+    mr_normalize,
+)
 
 
 @pytest.mark.parametrize("preset", sorted(CT_WINDOWS))
@@ -125,3 +132,12 @@ def test_resample_mask_with_nearest_keeps_labels(shared_data: Path) -> None:
     after = (out.array > 0).sum() * 8.0
     assert after == pytest.approx(before, rel=0.25)
     np.testing.assert_allclose(out.affine[:3, :3], mask.affine[:3, :3] / np.array(mask.spacing) * 2.0)
+
+
+def test_background_values_are_what_the_darkest_intensity_becomes() -> None:
+    params = {"clip_low": [10.0, -5.0], "clip_high": [200.0, 50.0], "mean": [60.0, 5.0], "std": [25.0, 10.0]}
+    image = np.stack([np.full((3, 3), 0.0), np.full((3, 3), -100.0)]).astype(np.float32)  # below both clips
+    normalised = apply_normalization(image, "dataset", params)
+    assert background_values("dataset", params, 2) == pytest.approx(tuple(normalised[:, 0, 0]))
+    assert background_values("zscore", {"nonzero": True}, 3) == (0.0, 0.0, 0.0)  # background stays 0
+    assert background_values("zscore", {}, 1) is None  # each image's own minimum

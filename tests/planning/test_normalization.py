@@ -132,3 +132,27 @@ def test_a_case_that_is_all_foreground_does_not_break_the_choice():
     quantiles = [list(np.linspace(100, 200, 41))]
     inside = CaseIntensity("uint16", "OT", 1.0, [150.0], [0.0], foreground_quantiles=quantiles)
     assert threshold_separation([inside], zscored=False) == 0.0
+
+
+def test_a_zero_background_is_left_out_of_the_dataset_statistics_and_stays_zero(tmp_path):
+    """Template-like MR: a head of tissue inside exact zeros. Pooling the zeros would halve the mean and double the
+    spread (the MNI152 3D U-Net lost 0.05-0.16 validation Dice to that); the statistics come from the non-zero
+    voxels, the background stays 0 and pads with 0."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(3):
+        image = np.zeros((SIDE, SIDE), np.float32)
+        head = _blobs(0.3, seed=i)
+        image[head] = rng.normal(100 + 40 * (rng.random(head.sum()) > 0.5), 5)
+        mask = (image > 120).astype(np.uint8)
+        Image.fromarray(image.astype(np.uint16)).save(tmp_path / f"head{i}.png")
+        Image.fromarray(mask).save(tmp_path / f"head{i}_mask.png")
+        samples.append(Sample(tmp_path / f"head{i}.png", target=tmp_path / f"head{i}_mask.png"))
+    plan = make_plan(fingerprint(samples))
+    params = plan.normalization_params
+    assert plan.normalization == "dataset" and params["nonzero"] is True
+    assert "zero background" in plan.normalization_reason
+    assert 110 < params["mean"][0] < 130 and params["clip_low"][0] > 80  # the tissue's statistics, not the zeros'
+    out = apply_normalization(np.asarray(Image.open(samples[0].path), np.float32)[None], "dataset", params)
+    assert np.all(out[0][~_blobs(0.3, seed=0)] == 0.0)
+    assert plan.padding_values == (0.0,)

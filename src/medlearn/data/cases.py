@@ -16,12 +16,14 @@ and boxes. TorchIO groups such things in a ``Subject``; here a :class:`Case` hol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
+from medlearn.io.intensity import pad_values
 
 
 @dataclass
@@ -62,16 +64,24 @@ class Case:
         """A copy with some arrays replaced (the others shared, not copied)."""
         return replace(self, **changes)
 
-    def pad_to(self, size: tuple[int, ...]) -> Case:
-        """At least ``size`` along every axis: images padded with 0 (the normalised mean), labels with background,
-        at the far end so points and boxes keep their coordinates."""
+    def pad_to(self, size: tuple[int, ...], fill: Sequence[float] | None = None) -> Case:
+        """At least ``size`` along every axis, at the far end so points and boxes keep their coordinates: labels
+        padded with background, images channel by channel with ``fill`` (the normalised background level; None:
+        each channel's minimum), never with 0 blindly (after a fixed clip + z-score 0 is mean tissue)."""
         pads = [(0, max(0, wanted - n)) for n, wanted in zip(self.spatial_shape, size, strict=True)]
         if not any(after for _, after in pads):
             return self
+
+        def padded(array: np.ndarray, fill: Sequence[float] | None) -> np.ndarray:
+            values = pad_values(array, fill)
+            return np.stack(
+                [np.pad(channel, pads, constant_values=value) for channel, value in zip(array, values, strict=True)]
+            )
+
         return self.with_arrays(
-            image=np.pad(self.image, [(0, 0), *pads]),
+            image=padded(self.image, fill),
             labels=None if self.labels is None else np.pad(self.labels, pads),
-            extra_images={key: np.pad(array, [(0, 0), *pads]) for key, array in self.extra_images.items()},
+            extra_images={key: padded(array, None) for key, array in self.extra_images.items()},
         )
 
     def slice_along(self, axis: int, index: int) -> Case:

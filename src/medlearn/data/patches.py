@@ -211,7 +211,8 @@ class PatchDataset(Dataset):
     """Patches of ``patch_size`` from prepared cases. A patch with fewer axes than the cases (a 2D network on
     thick-slice volumes) is cut from one slice along ``slice_axis``. ``mirror=False`` never flips patches.
     ``to_tensors`` turns an augmented patch (a :class:`Case`) into the batch item the task expects (default:
-    image and label map)."""
+    image and label map). ``fill`` pads cases smaller than a patch (per channel: the normalised background level;
+    ``None``: each channel's minimum)."""
 
     def __init__(
         self,
@@ -224,6 +225,7 @@ class PatchDataset(Dataset):
         mirror: bool = True,
         seed: int = 0,
         to_tensors: Callable[[Case], Any] = image_and_labels,
+        fill: Sequence[float] | None = None,
     ) -> None:
         if not cases:
             raise MedlearnError("no training cases")
@@ -233,7 +235,7 @@ class PatchDataset(Dataset):
         self.slice_axis = slice_axis if cases[0].ndim > len(self.patch_size) else None
         if cases[0].ndim - (self.slice_axis is not None) != len(self.patch_size):
             raise MedlearnError(f"the patch is {len(self.patch_size)}D but the cases are {cases[0].ndim}D")
-        self.cases = [case.pad_to(tuple(self._full_patch())) for case in cases]
+        self.cases = [case.pad_to(tuple(self._full_patch()), fill) for case in cases]
         self.foreground_fraction = foreground_fraction
         self.augment = augment
         self.mirror = mirror

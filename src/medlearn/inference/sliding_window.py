@@ -23,6 +23,8 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from medlearn.io.intensity import pad_values
+
 #: Slices of a volume processed together by a network of one axis less (bounds memory of the stacked batch).
 SLICE_CHUNK = 16
 
@@ -35,6 +37,9 @@ class Window:
     overlap: float = 0.5
     batch: int = 4
     slice_axis: int | None = None
+    #: Per channel, the value that pads an image smaller than ``roi`` (the normalised background level);
+    #: ``None``: each channel's own minimum. Never 0 blindly: after a fixed clip + z-score 0 is mean tissue.
+    fill: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.overlap < 1.0:
@@ -58,16 +63,20 @@ def dense_probabilities(
     float32 on the CPU."""
     spatial = image.ndim - 1
     predictor = _dense_predictor(model, window, activation)
+    inside = (slice(None), *map(slice, image.shape[1:]))  # the output without the padding
     if spatial == window.spatial_dims:
-        return _with_flips(predictor, image[None], window.spatial_dims, tta)[0]
+        padded = pad_to(image, window.roi, window.fill)
+        return _with_flips(predictor, padded[None], window.spatial_dims, tta)[0][inside]
     if window.slice_axis is None or spatial != window.spatial_dims + 1:
         raise ValueError(f"a {window.spatial_dims}D window cannot slide over a {spatial}D image")
-    slices = image.movedim(window.slice_axis + 1, 0)  # (S, C, a, b)
+    roi = list(window.roi)
+    roi.insert(window.slice_axis, image.shape[window.slice_axis + 1])
+    slices = pad_to(image, roi, window.fill).movedim(window.slice_axis + 1, 0)  # (S, C, a, b)
     chunks = [
         _with_flips(predictor, slices[start : start + SLICE_CHUNK], window.spatial_dims, tta)
         for start in range(0, slices.shape[0], SLICE_CHUNK)
     ]
-    return torch.cat(chunks).movedim(0, window.slice_axis + 1)  # (K, ..., S at slice_axis, ...)
+    return torch.cat(chunks).movedim(0, window.slice_axis + 1)[inside]  # (K, ..., S at slice_axis, ...)
 
 
 def _dense_predictor(
@@ -125,13 +134,13 @@ def points_by_window(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points a model finds window by window, in the image's voxel coordinates, merged across overlaps.
 
-    ``find`` takes a batch of windows ``(B, C, *roi)`` (padded with 0 where the image is smaller) and returns,
-    per window, ``(points (N, d) in window coordinates, scores (N,))``. Points from overlapping windows that lie
-    within ``merge_radius`` voxels of a higher-scoring one are the same finding and are dropped (greedy
+    ``find`` takes a batch of windows ``(B, C, *roi)`` (padded with ``window.fill`` where the image is smaller)
+    and returns, per window, ``(points (N, d) in window coordinates, scores (N,))``. Points from overlapping
+    windows that lie within ``merge_radius`` voxels of a higher-scoring one are the same finding and are dropped (greedy
     non-maximum suppression). Returns ``(points (M, d), scores (M,))``, highest score first.
     """
     shape = tuple(image.shape[1:])
-    padded = _pad_to(image, window.roi)
+    padded = pad_to(image, window.roi, window.fill)
     starts = window_starts(shape, window)
     points, scores = [], []
     for first in range(0, len(starts), window.batch):
@@ -163,10 +172,15 @@ def merge_points(points: np.ndarray, scores: np.ndarray, radius: float) -> tuple
     return points[keep], scores[keep]
 
 
-def _pad_to(image: torch.Tensor, roi: Sequence[int]) -> torch.Tensor:
-    """``image`` padded with 0 at the far end to at least ``roi`` along every axis."""
+def pad_to(image: torch.Tensor, roi: Sequence[int], fill: Sequence[float] | None = None) -> torch.Tensor:
+    """``image`` ``(C, *spatial)`` padded at the far end (coordinates keep their meaning) to at least ``roi``
+    along every axis, channel ``c`` with ``fill[c]`` (``None``: the channel's minimum)."""
     pads = [max(0, r - n) for n, r in zip(image.shape[1:], roi, strict=True)]
     if not any(pads):
         return image
-    flat = [amount for pad in reversed(pads) for amount in (0, pad)]
-    return torch.nn.functional.pad(image, flat)
+    values = pad_values(image.numpy(force=True), fill)
+    out = torch.empty((image.shape[0], *(n + p for n, p in zip(image.shape[1:], pads, strict=True))), dtype=image.dtype)
+    for channel, value in enumerate(values):
+        out[channel].fill_(value)
+    out[(slice(None), *map(slice, image.shape[1:]))] = image
+    return out

@@ -8,6 +8,7 @@ ultrasound, pathology and photographs are display images, scaled to [0, 1] (16-b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -185,10 +186,39 @@ def normalize_intensity(
     return dataclasses.replace(image, array=out, tags={**image.tags, "normalization": record})
 
 
+def background_values(scheme: str, params: dict, channels: int) -> tuple[float, ...] | None:
+    """Per channel, the value the darkest (background) intensity has after ``scheme``: what padding must use so
+    a padded border looks like background. Padding with 0 is right only where 0 is background (per-image z-score
+    over non-zero voxels, ``nonzero`` schemes); after a fixed clip + z-score 0 is the mean tissue intensity, and a
+    thin slab padded with it looked like grey matter to a 3D U-Net (MNI152 validation Dice 0.85 -> 0.56).
+    ``None``: each image's own minimum (a z-score over the whole image)."""
+    if scheme in ("ct", "dataset") and not params.get("nonzero"):
+        lows, means, stds = (
+            np.broadcast_to(np.asarray(params[key], dtype=np.float64).reshape(-1), (channels,))
+            for key in ("clip_low", "mean", "std")
+        )
+        levels = zip(lows, means, stds, strict=True)
+        return tuple(float((low - mean) / (std if std > 0 else 1.0)) for low, mean, std in levels)
+    if params.get("nonzero"):  # the background is set to 0
+        return (0.0,) * channels
+    return None
+
+
+def pad_values(image: np.ndarray, fill: Sequence[float] | None) -> list[float]:
+    """Per channel of ``image`` ``(C, *spatial)``, the padding value: ``fill`` (checked against the channels) or,
+    when ``None``, the channel's minimum."""
+    if fill is None:
+        return [float(channel.min()) if channel.size else 0.0 for channel in image]
+    if len(fill) != image.shape[0]:
+        raise ValueError(f"{len(fill)} padding values for an image of {image.shape[0]} channels")
+    return [float(value) for value in fill]
+
+
 def apply_normalization(array: np.ndarray, scheme: str, params: dict) -> np.ndarray:
     """``array`` (``(C, *spatial)``) normalised by a dataset-chosen ``scheme`` (:mod:`medlearn.planning.normalization`
     chooses it and learns ``params``), as float32 (a new array): ``ct`` (fixed clip + z-score), ``dataset`` (fixed
-    clip + z-score per channel) or ``zscore`` (per image and channel, over non-zero voxels with ``nonzero``)."""
+    clip + z-score per channel; with ``nonzero`` a zero background stays 0) or ``zscore`` (per image and channel,
+    over non-zero voxels with ``nonzero``)."""
     array = array.astype(np.float32, copy=True)
     if scheme == "ct":
         np.clip(array, params["clip_low"], params["clip_high"], out=array)
@@ -196,12 +226,15 @@ def apply_normalization(array: np.ndarray, scheme: str, params: dict) -> np.ndar
         array /= params["std"]
         return array
     if scheme == "dataset":
+        outside = None if not params.get("nonzero") else ~array.any(axis=0)
         for channel, low, high, mean, std in zip(
             array, params["clip_low"], params["clip_high"], params["mean"], params["std"], strict=True
         ):
             np.clip(channel, low, high, out=channel)
             channel -= mean
             channel /= std if std > 0 else 1.0
+            if outside is not None:
+                channel[outside] = 0.0
         return array
     if scheme != "zscore":
         raise MedlearnError(f"unknown normalisation {scheme!r} (known: {', '.join(NORMALIZATION_SCHEMES)})")

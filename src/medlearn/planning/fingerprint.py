@@ -81,6 +81,10 @@ class DatasetFingerprint:
     #: Per channel: clip (0.5-99.5 percentiles) and mean/std of a sample drawn equally from every case's
     #: foreground and background (the ``dataset`` normalisation's parameters).
     dataset_scale: dict[str, list[float]] = field(default_factory=dict)
+    #: The same over every case's non-zero voxels only (the ``dataset`` parameters when a zero background
+    #: surrounds the object, as in skull-stripped or template MR: the zeros would halve the mean and double
+    #: the spread, squeezing the tissue contrast).
+    nonzero_scale: dict[str, list[float]] = field(default_factory=dict)
     #: Percentiles 0, 1, ..., 100 of channel 0 over all voxels, every case weighted equally (for comparing
     #: the intensities of evaluated images with the training data's).
     intensity_percentiles: list[float] = field(default_factory=list)
@@ -144,8 +148,8 @@ def fingerprint_pairs(
     """:func:`fingerprint` of ``(source, image, mask)`` triples already in memory (read one at a time from an
     iterator): detection fingerprints its images with masks drawn from point annotations."""
 
-    rng = np.random.default_rng(seed)
-    cases, foreground, balanced, anywhere = [], [], [], []
+    rng, nonzero_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    cases, foreground, balanced, anywhere, nonzero_samples = [], [], [], [], []
     for source, image, mask in pairs:
         check_same_geometry(image, mask)
         image, mask = to_canonical(image)[0], to_canonical(mask)[0]
@@ -162,6 +166,8 @@ def fingerprint_pairs(
         balanced += [part for part in (fg_values, bg_values) if part.shape[1]]
         anywhere.append(_sample_columns(channels[:1], rng)[0])
         nonzero = channels[:, image.array.any(axis=0).ravel()]
+        if nonzero.size:
+            nonzero_samples.append(_sample_columns(nonzero, nonzero_rng))
         cases.append(
             CaseFingerprint(
                 source=source,
@@ -206,6 +212,7 @@ def fingerprint_pairs(
         stats,
         labels,
         dataset_scale=pooled_scale(balanced) if len(channel_counts) == 1 else {},
+        nonzero_scale=pooled_scale(nonzero_samples) if len(channel_counts) == 1 and nonzero_samples else {},
         intensity_percentiles=np.percentile(np.concatenate(anywhere), np.arange(101)).tolist(),
     )
 

@@ -101,15 +101,35 @@ def choose_normalization(
     foreground_stats: dict[str, float],
     *,
     forced: str | None = None,
+    nonzero_scale: dict[str, list[float]] | None = None,
 ) -> NormalizationChoice:
     """The scheme for training cases measured as ``cases``; ``dataset_scale`` holds the per-channel clip and
-    mean/std of the pooled sample (the ``dataset`` parameters), ``foreground_stats`` the pooled foreground's
-    (the ``ct`` parameters). ``forced`` (a user's override) wins, and the reason says what the data suggested."""
+    mean/std of the pooled sample (the ``dataset`` parameters), ``nonzero_scale`` the same over non-zero voxels
+    (used instead, background kept at 0, when a zero background fills much of the images), ``foreground_stats``
+    the pooled foreground's (the ``ct`` parameters). ``forced`` (a user's override) wins, and the reason says what
+    the data suggested."""
     if not cases:
         raise MedlearnError("no training cases to choose a normalisation from")
     choice = _overridden(_suggest(cases), forced, check_scheme)
+    if choice.scheme == "dataset" and nonzero_scale and _zero_background(cases):
+        choice.params = {**{key: [float(v) for v in nonzero_scale[key]] for key in DATASET_KEYS}, "nonzero": True}
+        share = 1.0 - float(np.median([c.nonzero_fraction for c in cases]))
+        choice.reason += (
+            f"; a zero background fills {_percent(share)} of the images (median): its statistics come from the "
+            "non-zero voxels and it stays 0"
+        )
+        return choice
     choice.params = _parameters(choice.scheme, cases, dataset_scale, foreground_stats)
     return choice
+
+
+#: The parameters of the ``dataset`` scheme.
+DATASET_KEYS = ("clip_low", "clip_high", "mean", "std")
+
+
+def _zero_background(cases: Sequence[CaseIntensity]) -> bool:
+    """Exact zeros fill so much of the images that they are padding, not signal (as nnU-Net's mask-for-norm)."""
+    return float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
 
 
 def _overridden(suggested: NormalizationChoice, forced: str | None, check: Callable[[str], str]) -> NormalizationChoice:
@@ -273,7 +293,7 @@ def _parameters(
             "std": max(foreground_stats["std"], 1e-6),
         }
     if scheme == "dataset":
-        return {key: [float(v) for v in dataset_scale[key]] for key in ("clip_low", "clip_high", "mean", "std")}
+        return {key: [float(v) for v in dataset_scale[key]] for key in DATASET_KEYS}
     nonzero = float(np.median([c.nonzero_fraction for c in cases])) < NONZERO_MASK_SHARE
     return {"nonzero": True} if nonzero else {}
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from medlearn.errors import MedlearnError
 from medlearn.inference.sliding_window import Window
+from medlearn.io.intensity import background_values
 from medlearn.planning.fingerprint import DatasetFingerprint
 from medlearn.planning.normalization import check_scheme, choose_normalization
 
@@ -72,9 +73,16 @@ class SegmentationPlan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def padding_values(self) -> tuple[float, ...] | None:
+        """Per channel, the normalised background level that pads images smaller than a patch (training and
+        inference alike); ``None``: each image's own minimum."""
+        return background_values(self.normalization, self.normalization_params, self.channels)
+
     def window(self, overlap: float) -> Window:
-        """How inference slides the network over a prepared image: the plan's patch, half its batch per pass."""
-        return Window(self.patch_size, overlap, max(1, self.batch_size // 2), self.slice_axis)
+        """How inference slides the network over a prepared image: the plan's patch, half its batch per pass,
+        padded with the background level."""
+        return Window(self.patch_size, overlap, max(1, self.batch_size // 2), self.slice_axis, self.padding_values)
 
     def with_overrides(self, overrides: dict) -> SegmentationPlan:
         """A copy with user overrides (CLI ``--set key=value`` or config), checked for unknown keys. A changed
@@ -121,6 +129,7 @@ def make_plan(fp: DatasetFingerprint, overrides: dict | None = None) -> Segmenta
         fp.dataset_scale,
         fp.foreground_intensity,
         forced=check_scheme(forced) if forced is not None else None,
+        nonzero_scale=fp.nonzero_scale,
     )
     plan = SegmentationPlan(
         spatial_dims=network_dims,

@@ -164,6 +164,7 @@ def _train_and_report(
         augment=settings.augment,
         seed=config.seed,
         to_tensors=head.batch_item,
+        fill=plan.padding_values,
     )
     train_loader = patch_loader(
         dataset, batch_size=plan.batch_size, batches_per_epoch=settings.batches_per_epoch, seed=config.seed

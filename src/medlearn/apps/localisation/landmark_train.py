@@ -141,6 +141,7 @@ def _train_and_report(
         mirror=False,
         seed=config.seed,
         to_tensors=heads.batch_item,
+        fill=plan.padding_values,
     )
     train_loader = patch_loader(
         dataset, batch_size=plan.batch_size, batches_per_epoch=settings.batches_per_epoch, seed=config.seed

@@ -165,6 +165,7 @@ def _train_and_report(
         foreground_fraction=settings.foreground_fraction,
         augment=settings.augment,
         seed=config.seed,
+        fill=plan.padding_values,
     )
     train_loader = patch_loader(
         dataset, batch_size=plan.batch_size, batches_per_epoch=settings.batches_per_epoch, seed=config.seed
