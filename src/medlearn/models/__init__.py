@@ -9,6 +9,7 @@ from medlearn.models import (  # noqa: F401  (imported to register models)
     landmarks,
     multires,
     patch_cnn,
+    registration,
     shallow,
     slice_boxes,
     synergic,

@@ -11,6 +11,7 @@ so a rerun gives the same transform.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,7 @@ class ClassicalSettings:
 
 
 @dataclass
-class ClassicalResult:
+class RegistrationResult:
     """The transform (fixed world point -> moving world point, ITK/LPS), its final metric value and the time."""
 
     transform: sitk.Transform
@@ -59,9 +60,21 @@ class ClassicalResult:
     method: str
 
 
+#: ``(fixed, moving, fixed_mask or None) -> result``: what ``register pair`` and ``register evaluate`` call, a
+#: classical method (:func:`classical_registerer`) or a trained model (``LearnedRegistration``).
+Registerer = Callable[[MedicalImage, MedicalImage, "MedicalImage | None"], RegistrationResult]
+
+
+def classical_registerer(settings: ClassicalSettings) -> Registerer:
+    def run(fixed: MedicalImage, moving: MedicalImage, mask: MedicalImage | None = None) -> RegistrationResult:
+        return register(fixed, moving, settings, fixed_mask=mask)
+
+    return run
+
+
 def register(
     fixed: MedicalImage, moving: MedicalImage, settings: ClassicalSettings, *, fixed_mask: MedicalImage | None = None
-) -> ClassicalResult:
+) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` (first channels) with ``settings.method``."""
     if fixed.spatial_ndim != moving.spatial_ndim:
         raise MedlearnError(
@@ -77,7 +90,7 @@ def register(
         transform, value = _bspline(fixed_itk, moving_itk, linear, settings, mask)
     elif settings.method == "demons":
         transform, value = _demons(fixed_itk, moving_itk, linear, settings)
-    return ClassicalResult(transform, float(value), time.perf_counter() - started, settings.method)
+    return RegistrationResult(transform, float(value), time.perf_counter() - started, settings.method)
 
 
 def _normalised(image: MedicalImage) -> sitk.Image:

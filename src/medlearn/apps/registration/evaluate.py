@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.registration.classical import ClassicalSettings, register
+from medlearn.apps.registration.classical import Registerer
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.registration import bootstrap_mean_interval, regularity, target_registration_error
 from medlearn.evaluation.segmentation import segmentation_metrics
@@ -77,28 +77,40 @@ def _cell(row: dict, column: str, number: int, csv_path: Path) -> Path | None:
     return target
 
 
-def evaluate_pairs(pairs: list[ImagePair], settings: ClassicalSettings) -> dict:
-    """Register every pair, score it and the identity, and summarise (means with bootstrap intervals)."""
-    rows = [_evaluate_pair(pair, settings) for pair in pairs]
-    summary: dict = {"method": settings.method, "metric": settings.metric, "pairs": len(rows)}
+def evaluate_pairs(
+    pairs: list[ImagePair], registerer: Registerer, name: str, baselines: dict[str, Registerer] | None = None
+) -> dict:
+    """Register every pair with ``registerer`` (called ``name``), score it, and summarise (means with bootstrap
+    intervals); the identity (no registration) and each of ``baselines`` (classical methods beside a trained
+    model) are scored on the same pairs under ``baseline``."""
+    rows = [_evaluate_pair(pair, registerer) for pair in pairs]
+    summary: dict = {"method": name, "pairs": len(rows), **summarise(rows)}
+    identity = {}
+    for key in ("dice", "hd95_mm", "tre_mm"):
+        values = [row[f"identity_{key}"] for row in rows if row.get(f"identity_{key}") is not None]
+        identity[key] = float(np.mean(values)) if values else None
+    summary["baseline"] = {"identity": identity}
+    for baseline, other in (baselines or {}).items():
+        summary["baseline"][baseline] = summarise([_evaluate_pair(pair, other) for pair in pairs])
+    summary["per_pair"] = rows
+    return summary
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Means over pairs of every summary key (``seconds`` as ``seconds_per_pair``), intervals for the accuracies."""
+    summary: dict = {}
     for key in SUMMARY_KEYS:
         values = [row[key] for row in rows if row.get(key) is not None]
         name = "seconds_per_pair" if key == "seconds" else key
         summary[name] = float(np.mean(values)) if values else None
         if key in ("dice", "hd95_mm", "tre_mm"):
             summary[f"{name}_ci"] = bootstrap_mean_interval(values)
-    identity = {}
-    for key in ("dice", "hd95_mm", "tre_mm"):
-        values = [row[f"identity_{key}"] for row in rows if row.get(f"identity_{key}") is not None]
-        identity[key] = float(np.mean(values)) if values else None
-    summary["baseline"] = {"identity": identity}
-    summary["per_pair"] = rows
     return summary
 
 
-def _evaluate_pair(pair: ImagePair, settings: ClassicalSettings) -> dict:
+def _evaluate_pair(pair: ImagePair, registerer: Registerer) -> dict:
     fixed, moving = load(pair.fixed), load(pair.moving)
-    result = register(fixed, moving, settings)
+    result = registerer(fixed, moving, None)
     row: dict = {"fixed": str(pair.fixed), "moving": str(pair.moving), "seconds": round(result.seconds, 3)}
     row.update(
         {k: v for k, v in regularity(displacement_field(result.transform, fixed)).items() if k != "min_jacobian"}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from medlearn.apps.registration.classical import ClassicalSettings, register
+from medlearn.apps.registration.classical import Registerer
 from medlearn.apps.registration.figures import overlay_png
 from medlearn.data.outputs import output_suffix
 from medlearn.errors import MedlearnError
@@ -40,7 +40,7 @@ class PairRequest:
     fixed: Path
     moving: Path
     out: Path
-    settings: ClassicalSettings
+    registerer: Registerer
     points: Path | None = None
     labels: Path | None = None
     fixed_labels: Path | None = None
@@ -54,7 +54,7 @@ def register_pair(request: PairRequest) -> dict:
     points = read_points_csv(request.points) if request.points is not None else None
     if points is not None and points.space != "world":
         raise MedlearnError("points must be world positions (columns label,x,y[,z] in mm)", request.points)
-    result = register(fixed, moving, request.settings, fixed_mask=mask)
+    result = request.registerer(fixed, moving, mask)
     out = Path(request.out)
     warped = resample_like(moving, fixed, result.transform)
     before = resample_to_reference(moving, fixed)
@@ -62,7 +62,6 @@ def register_pair(request: PairRequest) -> dict:
     overlap = resample_like(_ones(moving), fixed, result.transform).array[0] > 0.5
     metrics = {
         "method": result.method,
-        "metric": request.settings.metric,
         "seconds": round(result.seconds, 3),
         "fixed": str(request.fixed),
         "moving": str(request.moving),
