@@ -162,14 +162,14 @@ def run_learned(workdir: Path, cases: int, train_cases: int, spacing: float, min
         for steps in (0, refine):
             learned = LearnedRegistration.from_run_dir(run, refine_steps=steps)
             summary = evaluate_pairs(pairs, learned, learned.name)
-            summary.pop("per_pair")
+            summary.pop("per_pair"), summary.pop("examples", None)
             rows.append(summary)
             print(json.dumps(summary), flush=True)
         if contrast == "inverted":  # the classical multi-contrast methods on these pairs (MI)
             for method in ("affine", "bspline"):
                 settings = ClassicalSettings(method=method, metric="mattes")
                 summary = evaluate_pairs(pairs, classical_registerer(settings), f"{method} (mattes)")
-                summary.pop("per_pair")
+                summary.pop("per_pair"), summary.pop("examples", None)
                 rows.append(summary)
                 print(json.dumps(summary), flush=True)
         blocks[contrast] = {
@@ -189,7 +189,7 @@ def run_all(workdir: Path, cases: int, spacing: float) -> dict:
     rows = []
     for method in METHODS:
         summary = evaluate_pairs(pairs, ClassicalSettings(method=method))
-        summary.pop("per_pair")
+        summary.pop("per_pair"), summary.pop("examples", None)
         print(json.dumps(summary), flush=True)
         rows.append(summary)
     return {

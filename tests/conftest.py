@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Fail (instead of skipping) the tests whose real data (../shared/data, Br35H) are missing; CI sets it.",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs two workers) each worker gets its share of the cores: two processes
+    with torch's default of one thread per core would each slow the other's small convolutions many times."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 @pytest.hookimpl(hookwrapper=True)

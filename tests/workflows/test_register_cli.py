@@ -93,6 +93,8 @@ def test_demons_follows_the_elastic_part_and_labels_are_warped(pair: dict, tmp_p
     assert demons["sdlogj"] > 0.0 and 0.0 <= demons["folding_fraction"] < 0.01
     warped_labels = load(tmp_path / "demons" / "warped_labels.nii.gz")
     assert set(np.unique(warped_labels.array)) <= {0, 1}
+    jacobian = load(tmp_path / "demons" / "jacobian.nii.gz").array[0]  # the map the folding share is counted on
+    assert jacobian.shape == warped_labels.spatial_shape and np.mean(jacobian <= 0) == demons["folding_fraction"]
     demons_error = np.linalg.norm(_mapped(tmp_path / "demons") - pair["truth"], axis=1).mean()
     affine_error = np.linalg.norm(_mapped(tmp_path / "affine") - pair["truth"], axis=1).mean()
     assert demons_error < affine_error
@@ -140,6 +142,27 @@ def test_bad_requests_are_refused_in_one_line(pair: dict, tmp_path: Path, capsys
     assert "mattes" in capsys.readouterr().err
     assert main(["register", "methods"]) == 0
     assert "demons" in capsys.readouterr().out
+    outside = tmp_path / "outside.csv"
+    write_csv_atomic(outside, ["label", "x", "y", "z"], [("far", 900.0, 0.0, 0.0)])
+    assert main([*command, "--out", str(tmp_path / "c"), "--points", str(outside)]) == 2
+    assert "point 'far'" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    fixed = load(folder / "fixed.nii.gz")
+    save(image_from_affine(np.zeros_like(fixed.array, dtype=np.uint8), fixed.affine), tmp_path / "empty.nii.gz")
+    assert main([*command, "--out", str(tmp_path / "d"), "--fixed-mask", str(tmp_path / "empty.nii.gz")]) == 2
+    assert "mask is empty" in capsys.readouterr().err
+    broken = fixed.array.copy()
+    broken[0, 3, 3, 3] = np.nan
+    save(image_from_affine(broken, fixed.affine), tmp_path / "nan.nii.gz")
+    nan_command = [
+        "register",
+        "pair",
+        "--fixed",
+        str(tmp_path / "nan.nii.gz"),
+        "--moving",
+        str(folder / "moving.nii.gz"),
+    ]
+    assert main([*nan_command, "--out", str(tmp_path / "e")]) == 2
+    assert "NaN" in capsys.readouterr().err
 
 
 def test_evaluate_pairs_of_a_landmark_set_beside_the_identity(shared_data: Path, tmp_path: Path) -> None:
@@ -171,6 +194,8 @@ def test_evaluate_pairs_of_a_landmark_set_beside_the_identity(shared_data: Path,
     summary = json.loads(out.read_text())
     for key in ("dice", "hd95_mm", "tre_mm", "folding_fraction", "sdlogj", "seconds_per_pair", "baseline"):
         assert key in summary
+    page = out.with_suffix(".html").read_text()  # the report beside the JSON: table, examples with Jacobian maps
+    assert "Method beside its baselines" in page and page.count("data:image/png;base64") == 2
     identity = summary["baseline"]["identity"]
     assert summary["pairs"] == 2 and summary["tre_mm"] < identity["tre_mm"]
     assert summary["dice"] > identity["dice"]
@@ -181,3 +206,44 @@ def test_evaluate_pairs_of_a_landmark_set_beside_the_identity(shared_data: Path,
         [("cases/images/case_0000.nii.gz", "cases/images/case_0001.nii.gz", "cases/labels/case_0000.nii.gz")],
     )
     assert main(["register", "evaluate", "--data", str(bad)]) == 2
+
+
+def test_segment_atlas_carries_the_atlas_labels_onto_each_image(pair: dict, tmp_path: Path, capsys) -> None:
+    """The deformed copy and its labels as the atlas, the template as the image: demons brings the labels home."""
+    folder = pair["folder"]
+    write_csv_atomic(
+        tmp_path / "images.csv", ["image", "mask"], [(folder / "fixed.nii.gz", folder / "fixed_labels.nii.gz")]
+    )
+    atlas = ["--atlas", str(folder / "moving.nii.gz"), "--atlas-labels", str(folder / "moving_labels.nii.gz")]
+    out, summary_path = tmp_path / "masks", tmp_path / "atlas.json"
+    command = ["segment", "atlas", *atlas, "--data", str(tmp_path / "images.csv"), "--out", str(out)]
+    assert main([*command, "--json", str(summary_path)]) == 0
+    summary = json.loads(summary_path.read_text())
+    truth = load(folder / "fixed_labels.nii.gz").array[0] > 0
+    moved = load(folder / "moving_labels.nii.gz").array[0] > 0
+    unregistered = 2 * (truth & moved).sum() / (truth.sum() + moved.sum())
+    assert summary["method"] == "atlas (demons)" and summary["dice"] > max(unregistered, 0.9)
+    written = load(out / "fixed_atlas.nii.gz")
+    assert written.spatial_shape == load(folder / "fixed.nii.gz").spatial_shape
+    assert main([*command[:2], "--atlas", str(folder / "moving.nii.gz"), "--data", str(tmp_path / "images.csv"),
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "atlas-labels" in capsys.readouterr().err
+
+
+def test_an_atlas_is_one_more_baseline_of_segment_evaluate(pair: dict) -> None:
+    """An atlas registered by the identity onto itself reproduces its labels exactly: Dice 1 under its own name."""
+    from medlearn.apps.registration.classical import RegistrationResult
+    from medlearn.apps.segmentation.atlas import Atlas
+    from medlearn.apps.segmentation.evaluate import _baseline_metrics
+
+    folder = pair["folder"]
+    image, labels = load(folder / "fixed.nii.gz"), load(folder / "fixed_labels.nii.gz")
+    atlas = Atlas(
+        image,
+        labels,
+        lambda fixed, moving, mask: RegistrationResult(sitk.Transform(3, sitk.sitkIdentity), 0.0, 0.0, "identity"),
+        "atlas (identity)",
+    )  # noqa: E501
+    truth = np.rint(labels.array[0]).astype(np.int64)
+    metrics = _baseline_metrics(None, image, truth, [0, 1], atlas)
+    assert list(metrics) == ["atlas (identity)"] and metrics["atlas (identity)"][1]["dice"] == 1.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from medlearn.errors import MedlearnError
+from medlearn.errors import MedlearnError, NonFiniteImageError
 from medlearn.io.image import MedicalImage
 from medlearn.io.itk import to_sitk
 
@@ -82,20 +82,33 @@ def register(
         )
     started = time.perf_counter()
     fixed_itk, moving_itk = _normalised(fixed), _normalised(moving)
-    mask = None if fixed_mask is None else to_sitk(fixed_mask, dtype=np.uint8) > 0
+    mask = None
+    if fixed_mask is not None:
+        if not np.any(fixed_mask.array):
+            raise MedlearnError("the fixed-image mask is empty: no voxel would count", fixed_mask.source)
+        mask = to_sitk(fixed_mask, dtype=np.uint8) > 0
     linear_kind = "rigid" if settings.method == "rigid" else "affine"
-    linear, value = _linear(fixed_itk, moving_itk, linear_kind, settings, mask)
-    transform: sitk.Transform = linear
-    if settings.method == "bspline":
-        transform, value = _bspline(fixed_itk, moving_itk, linear, settings, mask)
-    elif settings.method == "demons":
-        transform, value = _demons(fixed_itk, moving_itk, linear, settings)
+    try:
+        linear, value = _linear(fixed_itk, moving_itk, linear_kind, settings, mask)
+        transform: sitk.Transform = linear
+        if settings.method == "bspline":
+            transform, value = _bspline(fixed_itk, moving_itk, linear, settings, mask)
+        elif settings.method == "demons":
+            transform, value = _demons(fixed_itk, moving_itk, linear, settings)
+    except RuntimeError as error:  # ITK's exceptions: e.g. no sample of the fixed image maps into the moving one
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise MedlearnError(
+            f"{settings.method} registration failed ({reason}); do the images overlap once their centres are aligned?",
+            moving.source,
+        ) from None
     return RegistrationResult(transform, float(value), time.perf_counter() - started, settings.method)
 
 
 def _normalised(image: MedicalImage) -> sitk.Image:
     """First channel, float32, scaled to [0, 1] by its 0.5-99.5 percentiles: optimiser steps mean the same for any
     intensity unit."""
+    if not np.isfinite(image.array[0]).all():
+        raise NonFiniteImageError("image holds NaN or infinite values", image.source)
     itk = to_sitk(image)
     values = sitk.GetArrayViewFromImage(itk)
     low, high = np.percentile(values, [0.5, 99.5])

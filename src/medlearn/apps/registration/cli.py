@@ -62,6 +62,8 @@ def pair_command(
     )
     if "dice" in metrics:
         typer.echo(f"label Dice {metrics['dice_identity']['mean']:.3f} -> {metrics['dice']['mean']:.3f}")
+    if metrics.get("warning"):
+        typer.echo(f"WARNING: {metrics['warning']}", err=True)
     typer.echo(f"outputs in {out}")
 
 
@@ -83,12 +85,14 @@ def evaluate_command(
     ] = "demons",
     refine_steps: Annotated[int | None, typer.Option(help="With a run: test-time refinement steps per pair.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="HTML report (default: beside --json, same name).")] = None,
     iterations: Annotated[int, typer.Option(help="Optimiser iterations per resolution level.")] = 200,
 ) -> None:
     """Register every pair (a trained model, or a classical method); Dice and HD95 of warped labels, landmark error,
     folding, SD of log-Jacobian and seconds per pair, beside the identity and a classical baseline."""
     from medlearn.apps.registration.classical import ClassicalSettings, classical_registerer
     from medlearn.apps.registration.evaluate import evaluate_pairs, read_pairs, write_summary
+    from medlearn.apps.registration.report import verdict, write_evaluation_report
     from medlearn.errors import MedlearnError
 
     if data is None:
@@ -102,9 +106,15 @@ def evaluate_command(
     typer.echo(f"{summary['pairs']} pairs, {name}: {summary['seconds_per_pair']:.2f} s per pair")
     for label, scores in (("model", summary), *summary["baseline"].items()):
         typer.echo(f"  {label:<10} {_scores_line(scores)}")
+    if verdict(summary):
+        typer.echo(verdict(summary))
     if json_out is not None:
         write_summary(summary, json_out)
         typer.echo(f"written {json_out}")
+    report = report or (json_out.with_suffix(".html") if json_out is not None else None)
+    if report is not None:
+        write_evaluation_report(summary, report, str(data))
+        typer.echo(f"report {report}")
 
 
 @register_app.command("train")

@@ -18,17 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.registration.classical import Registerer
+from medlearn.apps.registration.figures import overlay_png
+from medlearn.data.deformation import jacobian_determinant
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.registration import bootstrap_mean_interval, regularity, target_registration_error
 from medlearn.evaluation.segmentation import segmentation_metrics
 from medlearn.io import load
-from medlearn.io.geometry import check_same_geometry
+from medlearn.io.geometry import check_same_geometry, image_from_affine
 from medlearn.io.image import MedicalImage
 from medlearn.io.itk import displacement_field, resample_like, transform_points
 from medlearn.io.markups import PointSet, read_annotation_file
 from medlearn.io.warp import resample_to_reference
 from medlearn.utils.atomic import write_text_atomic
 
+#: Pairs whose images (before / after / Jacobian) the report shows.
+EXAMPLES = 3
 OPTIONAL_PAIRS = (("fixed_labels", "moving_labels"), ("fixed_points", "moving_points"))
 SUMMARY_KEYS = ("dice", "hd95_mm", "tre_mm", "folding_fraction", "sdlogj", "seconds")
 
@@ -83,7 +87,10 @@ def evaluate_pairs(
     """Register every pair with ``registerer`` (called ``name``), score it, and summarise (means with bootstrap
     intervals); the identity (no registration) and each of ``baselines`` (classical methods beside a trained
     model) are scored on the same pairs under ``baseline``."""
-    rows = [_evaluate_pair(pair, registerer) for pair in pairs]
+    examples: list[bytes] = []
+    rows = [
+        _evaluate_pair(pair, registerer, examples if index < EXAMPLES else None) for index, pair in enumerate(pairs)
+    ]
     summary: dict = {"method": name, "pairs": len(rows), **summarise(rows)}
     identity = {}
     for key in ("dice", "hd95_mm", "tre_mm"):
@@ -93,6 +100,7 @@ def evaluate_pairs(
     for baseline, other in (baselines or {}).items():
         summary["baseline"][baseline] = summarise([_evaluate_pair(pair, other) for pair in pairs])
     summary["per_pair"] = rows
+    summary["examples"] = examples  # overlay PNGs of the first pairs (the report shows them; not written to JSON)
     return summary
 
 
@@ -108,13 +116,17 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
-def _evaluate_pair(pair: ImagePair, registerer: Registerer) -> dict:
+def _evaluate_pair(pair: ImagePair, registerer: Registerer, examples: list[bytes] | None = None) -> dict:
+    """Scores of one pair; with ``examples`` its overlay (before, after, Jacobian) is appended there."""
     fixed, moving = load(pair.fixed), load(pair.moving)
     result = registerer(fixed, moving, None)
     row: dict = {"fixed": str(pair.fixed), "moving": str(pair.moving), "seconds": round(result.seconds, 3)}
-    row.update(
-        {k: v for k, v in regularity(displacement_field(result.transform, fixed)).items() if k != "min_jacobian"}
-    )
+    field = displacement_field(result.transform, fixed)
+    row.update({k: v for k, v in regularity(field).items() if k != "min_jacobian"})
+    if examples is not None:
+        jacobian = image_from_affine(jacobian_determinant(field)[None].astype(np.float32), fixed.affine)
+        warped = resample_like(moving, fixed, result.transform)
+        examples.append(overlay_png(fixed, resample_to_reference(moving, fixed), warped, jacobian))
     if pair.fixed_labels is not None and pair.moving_labels is not None:
         truth, labels = load(pair.fixed_labels), load(pair.moving_labels)
         check_same_geometry(fixed, truth)
@@ -160,4 +172,5 @@ def _named(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_summary(summary: dict, path: Path) -> Path:
-    return write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    plain = {key: value for key, value in summary.items() if key != "examples"}
+    return write_text_atomic(path, json.dumps(plain, indent=2) + "\n")

@@ -2,11 +2,13 @@
 
 Writes into the output folder: ``warped.*`` (the moving image on the fixed grid, in the moving image's format),
 ``displacement.nii.gz`` (on the fixed grid, mm along the RAS world axes: the fixed voxel at world ``x`` takes the
-moving image's value at ``x + u(x)``, medlearn.io.warp's convention), ``transform.h5`` (the same mapping as an ITK
-transform: 3D Slicer, ANTs and SimpleITK apply it), ``points.csv`` (``--points``: each fixed-image point mapped into
-the moving image, same columns), ``warped_labels.*`` (``--labels``, nearest neighbour), ``metrics.json``
-(similarity before/after, label Dice with ``--fixed-labels``, Jacobian folding and SD of log-Jacobian, seconds)
-and ``overlay.png`` (fixed, moving and warped middle slices, and a fixed/warped checkerboard).
+moving image's value at ``x + u(x)``, medlearn.io.warp's convention), ``jacobian.nii.gz`` (the determinant of the
+mapping's Jacobian per fixed voxel: below 1 compressed, above 1 expanded, <= 0 folded), ``transform.h5`` (the same
+mapping as an ITK transform: 3D Slicer, ANTs and SimpleITK apply it), ``points.csv`` (``--points``: each fixed-image
+point mapped into the moving image, same columns), ``warped_labels.*`` (``--labels``, nearest neighbour),
+``metrics.json`` (similarity before/after, label Dice with ``--fixed-labels``, Jacobian folding and SD of log-
+Jacobian, seconds) and ``overlay.png`` (fixed, moving and warped middle slices, a fixed/warped checkerboard and the
+Jacobian map).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import SimpleITK as sitk
 
 from medlearn.apps.registration.classical import Registerer
 from medlearn.apps.registration.figures import overlay_png
+from medlearn.data.deformation import jacobian_determinant
 from medlearn.data.outputs import output_suffix
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.registration import label_dice, ncc, nmi, regularity
@@ -52,14 +55,21 @@ def register_pair(request: PairRequest) -> dict:
     fixed, moving = load(request.fixed), load(request.moving)
     mask = _mask(request.fixed_mask, fixed)
     points = read_points_csv(request.points) if request.points is not None else None
-    if points is not None and points.space != "world":
-        raise MedlearnError("points must be world positions (columns label,x,y[,z] in mm)", request.points)
+    if points is not None:
+        _check_points(points, fixed, request.points)
     result = request.registerer(fixed, moving, mask)
     out = Path(request.out)
     warped = resample_like(moving, fixed, result.transform)
     before = resample_to_reference(moving, fixed)
     field = displacement_field(result.transform, fixed)
+    jacobian = image_from_affine(jacobian_determinant(field)[None].astype(np.float32), fixed.affine)
     overlap = resample_like(_ones(moving), fixed, result.transform).array[0] > 0.5
+    if not overlap.any():
+        raise MedlearnError(
+            f"after {result.method} registration the moving image covers none of the fixed image: the registration "
+            "failed (check the images' positions, or try --method rigid); nothing was written",
+            request.moving,
+        )
     metrics = {
         "method": result.method,
         "seconds": round(result.seconds, 3),
@@ -69,8 +79,14 @@ def register_pair(request: PairRequest) -> dict:
         "registered": _similarity(fixed, warped, overlap),
         **regularity(field),
     }
+    if metrics["registered"]["nmi"] < metrics["identity"]["nmi"]:
+        metrics["warning"] = (
+            "the registered images are LESS similar (NMI) than before registration: the optimisation went astray; "
+            "check the result before using it, or try another method"
+        )
     save(_like_input(warped, moving), out / f"warped{output_suffix(request.moving, moving)}")
     save(field, out / "displacement.nii.gz")
+    save(jacobian, out / "jacobian.nii.gz")
     _write_transform(result.transform, out / "transform.h5")
     if request.labels is not None:
         labels = load(request.labels)
@@ -93,9 +109,25 @@ def register_pair(request: PairRequest) -> dict:
         ]
         write_csv_atomic(out / "points.csv", ["label", *axes], rows)
         metrics["points"] = len(rows)
-    write_bytes_atomic(out / "overlay.png", overlay_png(fixed, before, warped))
+    write_bytes_atomic(out / "overlay.png", overlay_png(fixed, before, warped, jacobian))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _check_points(points: PointSet, fixed: MedicalImage, path: Path | None) -> None:
+    """World points of the fixed image, each inside it (a point outside cannot be mapped meaningfully)."""
+    if points.space != "world":
+        raise MedlearnError("points must be world positions (columns label,x,y[,z] in mm)", path)
+    world = _world3(points)
+    voxels = (np.linalg.inv(fixed.affine) @ np.c_[world, np.ones(len(world))].T)[: fixed.spatial_ndim].T
+    shape = np.asarray(fixed.spatial_shape)
+    outside = np.any((voxels < -0.5) | (voxels > shape - 0.5), axis=1)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        name = points.labels[first] or points.names[first] or f"row {first + 2}"
+        raise MedlearnError(
+            f"point {name!r} at {np.round(world[first], 1).tolist()} mm lies outside the fixed image", path
+        )
 
 
 def _mask(path: Path | None, fixed: MedicalImage) -> MedicalImage | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.segmentation.atlas import Atlas
 from medlearn.apps.segmentation.baseline import RunBaseline, run_baseline
 from medlearn.apps.segmentation.cases import class_indices
 from medlearn.apps.segmentation.model import TrainedSegmenter
@@ -89,9 +90,10 @@ def evaluate_cases(
     tta: bool | None = None,
     baseline: RunBaseline | None = None,
     shift: Shift | None = None,
+    atlas: Atlas | None = None,
 ) -> list[CaseResult]:
-    """Segment each labelled sample (shifted first, if asked) with the model and the baselines, and score each
-    against the mask in the original geometry."""
+    """Segment each labelled sample (shifted first, if asked) with the model and the baselines (and the atlas,
+    when given), and score each against the mask in the original geometry."""
     from medlearn.report.overlays import volume_overlay  # on first use: matplotlib's colour maps
 
     labels = segmenter.plan.labels
@@ -121,7 +123,7 @@ def evaluate_cases(
                 overlay,
                 caption,
                 hybrid=bool(image.tags.get("hybrid")),
-                baseline_metrics=_baseline_metrics(baseline, image, truth, labels),
+                baseline_metrics=_baseline_metrics(baseline, image, truth, labels, atlas),
                 outcome=case_outcome(metrics, present),
                 foreground_share=float((truth > 0).mean()),
                 mean_intensity=float(image.array[0].mean()),
@@ -132,10 +134,12 @@ def evaluate_cases(
     return results
 
 
-def _baseline_metrics(baseline: RunBaseline | None, image, truth: np.ndarray, labels) -> dict:
-    if baseline is None or baseline.model is None:
-        return {}
-    predictions = {GLOBAL_THRESHOLD: baseline.model.predict(image), OTSU: baseline.model.predict_otsu(image)}
+def _baseline_metrics(baseline: RunBaseline | None, image, truth: np.ndarray, labels, atlas: Atlas | None) -> dict:
+    predictions = {}
+    if baseline is not None and baseline.model is not None:
+        predictions = {GLOBAL_THRESHOLD: baseline.model.predict(image), OTSU: baseline.model.predict_otsu(image)}
+    if atlas is not None:
+        predictions[atlas.name] = atlas.segment(image)
     return {
         name: segmentation_metrics(np.asarray(predicted, np.int64), truth, image.spacing, labels)
         for name, predicted in predictions.items()
@@ -223,14 +227,15 @@ def evaluate_run(
     report_path: Path | None = None,
     tta: bool | None = None,
     shift: Shift | None = None,
+    atlas: Atlas | None = None,
 ) -> tuple[dict, Path]:
-    """``segment evaluate``: metrics of a run's best model and its classical baselines on the pairs of ``data``
-    (CSV or folder), the cases shifted first when ``shift`` is given."""
+    """``segment evaluate``: metrics of a run's best model and its classical baselines (and an atlas, when given)
+    on the pairs of ``data`` (CSV or folder), the cases shifted first when ``shift`` is given."""
     run_dir = Path(run_dir)
     segmenter = TrainedSegmenter.from_run_dir(run_dir)
     samples = load_pairs(data)
     baseline = run_baseline(run_dir, segmenter.plan.labels)
-    results = evaluate_cases(segmenter, samples, tta=tta, baseline=baseline, shift=shift)
+    results = evaluate_cases(segmenter, samples, tta=tta, baseline=baseline, shift=shift, atlas=atlas)
     summary = summarize(results, segmenter.plan.labels, baseline)
     summary["evaluated_on"] = str(data)
     summary["shift"] = shift.text if shift is not None else None
