@@ -45,20 +45,27 @@ GREY, WHITE = (
 METHODS = ("rigid", "affine", "bspline", "demons")
 
 
-def make_pairs(workdir: Path, cases: int, spacing: float) -> Path:
+def deformed_cases(folder: Path, cases: int, spacing: float, seed: int) -> None:
+    """``cases`` deformations of the template (``seed`` 0: the test cases, 1: a disjoint training cohort) with
+    landmarks and grey/white label maps, written into ``folder``."""
     from medlearn.data.deformation import RandomDeformation
     from medlearn.data.landmark_set import LandmarkSetSpec, make_landmark_set, read_template_landmarks
     from medlearn.io import load
+
+    template = load(SHARED_DATA / TEMPLATE)
+    spec = LandmarkSetSpec(count=cases, spacing_mm=spacing, seed=seed, deformation=RandomDeformation())
+    make_landmark_set(template, folder, spec, read_template_landmarks(None, template), _structures(template))
+
+
+def make_pairs(workdir: Path, cases: int, spacing: float) -> Path:
+    """Case 0 fixed, every other case moving."""
     from medlearn.utils.atomic import write_csv_atomic
 
     folder = workdir / "data"
     pairs = folder / "pairs.csv"
     if pairs.is_file():
         return pairs
-    template = load(SHARED_DATA / TEMPLATE)
-    structures = _structures(template)
-    spec = LandmarkSetSpec(count=cases, spacing_mm=spacing, seed=0, deformation=RandomDeformation())
-    make_landmark_set(template, folder, spec, read_template_landmarks(None, template), structures)
+    deformed_cases(folder, cases, spacing, seed=0)
     rows = [
         (
             "images/case_0000.nii.gz",
@@ -76,18 +83,13 @@ def make_pairs(workdir: Path, cases: int, spacing: float) -> Path:
 
 def training_cohort(workdir: Path, cases: int, spacing: float) -> Path:
     """``cases`` further deformations of the template (seed 1: none of them is a test case), with label maps."""
-    from medlearn.data.deformation import RandomDeformation
-    from medlearn.data.landmark_set import LandmarkSetSpec, make_landmark_set, read_template_landmarks
-    from medlearn.io import load
     from medlearn.utils.atomic import write_csv_atomic
 
     folder = workdir / "train"
     cohort = folder / "cohort.csv"
     if cohort.is_file():
         return cohort
-    template = load(SHARED_DATA / TEMPLATE)
-    spec = LandmarkSetSpec(count=cases, spacing_mm=spacing, seed=1, deformation=RandomDeformation())
-    make_landmark_set(template, folder, spec, read_template_landmarks(None, template), _structures(template))
+    deformed_cases(folder, cases, spacing, seed=1)
     rows = [(f"images/case_{k:04d}.nii.gz", f"labels/case_{k:04d}.nii.gz") for k in range(cases)]
     return write_csv_atomic(cohort, ["path", "labels"], rows)
 
