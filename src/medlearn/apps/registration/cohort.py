@@ -20,7 +20,7 @@ from medlearn.apps.registration.classical import ClassicalSettings, register
 from medlearn.data.records import Sample
 from medlearn.errors import MedlearnError
 from medlearn.io import load, resample_to_spacing
-from medlearn.io.geometry import image_from_affine
+from medlearn.io.geometry import check_same_geometry, image_from_affine
 from medlearn.io.image import MedicalImage
 from medlearn.io.intensity import display_scale
 from medlearn.io.itk import resample_like
@@ -98,20 +98,20 @@ def load_cohort(
     if not samples:
         raise MedlearnError("no images to register")
     images = [load(sample.path) for sample in samples]
-    anchor = load(reference) if reference is not None else images[0]
+    anchor_path = Path(reference if reference is not None else samples[0].path).resolve()
+    anchor = load(anchor_path) if reference is not None else images[0]
     if {image.spatial_ndim for image in images} != {anchor.spatial_ndim}:
         raise MedlearnError("the cohort mixes 2D images and 3D volumes; register them separately")
     check_labelled(samples)
     grid = network_grid(anchor, grid_spacing(images, settings.grid_spacing or settings.spacing, settings.max_voxels))
     volumes = []
     for sample, image in zip(samples, images, strict=True):
-        same = Path(sample.path).resolve() == Path(anchor.source or "").resolve() if anchor.source else False
-        transform = None if same else affine_alignment(anchor, image, settings.init)
+        is_anchor = Path(sample.path).resolve() == anchor_path
+        transform = None if is_anchor else affine_alignment(anchor, image, settings.init)
         label_map = None
         if sample.target is not None:
             labels = load(sample.target)
-            if labels.spatial_shape != image.spatial_shape:
-                raise MedlearnError(f"the label map does not match its image {sample.path.name}", sample.target)
+            check_same_geometry(image, labels)
             label_map = np.rint(onto_grid(labels, grid, transform, labels=True).array[0]).astype(np.int64)
         volumes.append(Volume(sample.path.name, to_unit_range(onto_grid(image, grid, transform)), label_map))
     return grid, volumes
