@@ -1,0 +1,1 @@
+"""Content-based image retrieval: embeddings, a checked vector index, query by image, ranking metrics."""
