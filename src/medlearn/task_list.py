@@ -27,6 +27,7 @@ TASKS: tuple[TaskInfo, ...] = (
     TaskInfo("detection", "detect"),
     TaskInfo("localisation", "localise"),
     TaskInfo("registration", "register"),
+    TaskInfo("retrieval", "retrieve"),
 )
 
 

@@ -209,11 +209,21 @@ def _hash_or_problem(path: Path) -> tuple[int, str] | str:
         return error.problem
 
 
-def _hash_image(path: Path) -> tuple[int, str]:
+def perceptual_hash_bits(path: Path) -> np.ndarray:
+    """The 64 bits of the file's perceptual hash (DCT of the grey 32 px image), as booleans: what duplicate
+    grouping compares and what retrieval's hash baseline embeds."""
+    return _phash_bits(_grey_pil(path)[0])
+
+
+def _phash_bits(grey) -> np.ndarray:
     import imagehash
 
+    return np.asarray(imagehash.phash(grey).hash, dtype=bool).ravel()
+
+
+def _hash_image(path: Path) -> tuple[int, str]:
     grey, pixels = _grey_pil(path)
-    bits = imagehash.phash(grey).hash.flatten()
+    bits = _phash_bits(grey)
     value = int(np.packbits(bits).view(">u8")[0])
     digest = hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).hexdigest()
     return value, f"{digest}-{grey.size[0]}x{grey.size[1]}"

@@ -1,0 +1,60 @@
+"""``retrieve index|add|remove``: embed the images of a CSV into a saved index, and keep it up to date.
+
+The CSV has ``path,label[,group]``. Images without a group get the near-duplicate cluster that perceptual hashing
+finds (:func:`medlearn.data.dedup.assign_groups`), so a query is never credited for finding its own copy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from medlearn.apps.retrieval.embedders import embedder_from_description, file_digest, make_embedder
+from medlearn.apps.retrieval.index import Entry, VectorIndex
+from medlearn.data.dedup import assign_groups
+from medlearn.data.records import Sample
+from medlearn.data.sources import load_samples
+from medlearn.errors import MedlearnError
+
+
+def entries_of(samples: Sequence[Sample]) -> list[Entry]:
+    """Index entries of ``samples``: resolved paths, labels, groups (near-duplicate clusters where none is given)
+    and content digests."""
+    grouped = assign_groups(list(samples)) if len(samples) > 1 else list(samples)
+    return [Entry(str(Path(s.path).resolve()), s.label, s.group, file_digest(Path(s.path))) for s in grouped]
+
+
+def build_index(
+    data: str, out: Path, *, embedder: str = "classifier-trunk", run_dir: Path | None = None, kind: str | None = None
+) -> tuple[VectorIndex, dict]:
+    """Embed every image of ``data`` and save the index in ``out``; returns it with timings."""
+    samples = load_samples(data)
+    if not samples:
+        raise MedlearnError("no images to index", data)
+    chosen = make_embedder(embedder, run_dir)
+    started = time.perf_counter()
+    entries = entries_of(samples)
+    paths = [Path(entry.path) for entry in entries]
+    vectors = chosen.fit(paths) if hasattr(chosen, "fit") else chosen.embed(paths)
+    index = VectorIndex(vectors, entries, chosen.description, kind)
+    index.save(out)
+    seconds = time.perf_counter() - started
+    return index, {"images": len(entries), "seconds": round(seconds, 2), "embedder": chosen.description["name"]}
+
+
+def add_to_index(folder: Path, data: str) -> VectorIndex:
+    """Embed the images of ``data`` with the index's own embedder and save the grown index."""
+    index = VectorIndex.load(folder)
+    embedder = embedder_from_description(index.embedder)
+    entries = entries_of(load_samples(data))
+    grown = index.add(embedder.embed([Path(e.path) for e in entries]), entries)
+    grown.save(folder)
+    return grown
+
+
+def remove_from_index(folder: Path, paths: Sequence[str]) -> VectorIndex:
+    index = VectorIndex.load(folder)
+    shrunk = index.remove([str(Path(p).resolve()) for p in paths])
+    shrunk.save(folder)
+    return shrunk

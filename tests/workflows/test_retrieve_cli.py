@@ -1,0 +1,138 @@
+"""The retrieve commands end to end on real Br35H images: index with a classifier's trunk and with the classical
+embedders, query (CSV + HTML, duplicates flagged or left out), evaluate (contract keys, leakage exclusion), add and
+remove, and the refusals (another model's index, a corrupted file, k too large)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from medlearn.cli.main import main
+
+PER_CLASS, TEST_PER_CLASS = 24, 6
+
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def br35h_sets(br35h_root: Path, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("retrieval")
+    train, test = [], []
+    for label in ("no", "yes"):
+        files = sorted((br35h_root / label).glob("*.jpg"))[: PER_CLASS + TEST_PER_CLASS]
+        for i, file in enumerate(files):
+            (train if i < PER_CLASS else test).append((str(file), label))
+    return {
+        "folder": folder,
+        "train": _write(folder / "train.csv", train),
+        "test": _write(folder / "test.csv", test),
+        "extra": _write(folder / "extra.csv", test[:2]),
+        "query": Path(test[0][0]),
+        "indexed": Path(train[0][0]),
+    }
+
+
+@pytest.fixture(scope="module")
+def classifier_run(br35h_sets: dict, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "cls"
+    command = ["classify", "train", "--data", str(br35h_sets["train"]), "--out", str(out), "--model", "cls-shallow"]
+    assert main([*command, "--epochs", "2", "--image-size", "64", "--modality", "MR", "--quiet"]) == 0
+    return out
+
+
+def test_index_query_and_evaluate_with_a_classifier_trunk(br35h_sets: dict, classifier_run: Path, tmp_path, capsys):
+    index = tmp_path / "index"
+    assert (
+        main(
+            [
+                "retrieve",
+                "index",
+                "--data",
+                str(br35h_sets["train"]),
+                "--out",
+                str(index),
+                "--from-run",
+                str(classifier_run),
+            ]
+        )
+        == 0
+    )  # noqa: E501
+    assert "classifier-trunk" in capsys.readouterr().out
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["count"] == 2 * PER_CLASS and manifest["embedder"]["name"] == "classifier-trunk"
+    out = tmp_path / "q"
+    assert main(["retrieve", "query", str(index), str(br35h_sets["indexed"]), "--out", str(out), "--k", "5"]) == 0
+    with open(out / "neighbours.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 and rows[0]["path"] == str(br35h_sets["indexed"].resolve())  # itself, first
+    assert rows[0]["same_group_as_query"] == "True"  # ... and flagged as its own duplicate
+    assert "data:image/png;base64" in (out / "neighbours.html").read_text()
+    assert (
+        main(
+            [
+                "retrieve",
+                "query",
+                str(index),
+                str(br35h_sets["indexed"]),
+                "--out",
+                str(out),
+                "--k",
+                "5",
+                "--exclude-duplicates",
+            ]
+        )
+        == 0
+    )  # noqa: E501
+    with open(out / "neighbours.csv", newline="") as handle:
+        assert all(row["same_group_as_query"] == "False" for row in csv.DictReader(handle))
+    metrics = tmp_path / "m.json"
+    assert main(["retrieve", "evaluate", str(index), "--data", str(br35h_sets["test"]), "--json", str(metrics)]) == 0
+    summary = json.loads(metrics.read_text())
+    for key in ("precision_at_1", "precision_at_5", "precision_at_10", "map_at_10", "recall_at_10", "baseline"):
+        assert key in summary
+    assert set(summary["baseline"]) == {"histogram", "phash"} and "min(k, R)" in summary["map_definition"]
+    assert 0.0 <= summary["map_at_10"] <= 1.0 and summary["queries"] == 2 * TEST_PER_CLASS
+
+
+def test_evaluating_the_indexed_images_themselves_never_counts_the_copy(br35h_sets: dict, tmp_path):
+    index = tmp_path / "index"
+    assert (
+        main(["retrieve", "index", "--data", str(br35h_sets["train"]), "--out", str(index), "--embedder", "phash"]) == 0
+    )  # noqa: E501
+    metrics = tmp_path / "m.json"
+    assert main(["retrieve", "evaluate", str(index), "--data", str(br35h_sets["train"]), "--json", str(metrics)]) == 0
+    summary = json.loads(metrics.read_text())
+    # with the copy left out a perceptual hash is no oracle: without the exclusion every query would find itself
+    assert summary["excluded_per_query"] >= 1 and summary["precision_at_1"] < 0.95
+
+
+def test_add_remove_and_the_refusals(br35h_sets: dict, classifier_run: Path, tmp_path, capsys):
+    index = tmp_path / "index"
+    assert (
+        main(["retrieve", "index", "--data", str(br35h_sets["train"]), "--out", str(index), "--embedder", "histogram"])
+        == 0
+    )  # noqa: E501
+    assert main(["retrieve", "add", str(index), "--data", str(br35h_sets["extra"])]) == 0
+    assert f"holds {2 * PER_CLASS + 2} images" in capsys.readouterr().out
+    assert main(["retrieve", "remove", str(index), str(br35h_sets["query"])]) == 0
+    assert f"holds {2 * PER_CLASS + 1} images" in capsys.readouterr().out
+    out = tmp_path / "q"
+    assert main(["retrieve", "query", str(index), str(br35h_sets["query"]), "--out", str(out), "--k", "500"]) == 2
+    assert "k=500" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(index, broken)
+    (broken / "entries.csv").write_text((broken / "entries.csv").read_text().replace("yes", "no"))
+    assert main(["retrieve", "query", str(broken), str(br35h_sets["query"]), "--out", str(out)]) == 2
+    assert "checksum" in capsys.readouterr().err
+    assert main(["retrieve", "query", str(index), str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+    assert "no such image" in capsys.readouterr().err
