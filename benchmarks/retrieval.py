@@ -70,7 +70,6 @@ def br35h(workdir: Path, run: Path) -> dict:
 
 
 def scaling(max_vectors: int, dimension: int = 128, queries: int = 200) -> list[dict]:
-    import faiss
 
     from medlearn.apps.retrieval.index import Entry, VectorIndex, approximate_recall
 
