@@ -79,3 +79,17 @@ def test_hnsw_finds_almost_all_exact_neighbours(tmp_path):
     assert approximate_recall(index, vectors[:100], k=10) > 0.95
     loaded = VectorIndex.load(index.save(tmp_path / "hnsw"))
     assert loaded.kind == "hnsw" and approximate_recall(loaded, vectors[:100], k=10) > 0.95
+
+
+def test_embedding_duplicates_beyond_the_hash_groups():
+    from medlearn.apps.retrieval.duplicates import beyond_hashes, embedding_duplicates
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(6, 16)).astype(np.float32)
+    vectors[1] = vectors[0] + 0.001  # a copy the hash missed (another group)
+    vectors[3] = vectors[2] + 0.001  # a copy the hash found (same group)
+    entries = [Entry("a", group="g0"), Entry("b", group="g1"), Entry("c", group="g2"), Entry("d", group="g2")]
+    entries += [Entry("e"), Entry("f")]
+    pairs = embedding_duplicates(VectorIndex(vectors, entries, EMBEDDER), min_similarity=0.99)
+    assert {(p.first, p.second) for p in pairs} == {("a", "b"), ("c", "d")}
+    assert [(p.first, p.second) for p in beyond_hashes(pairs)] == [("a", "b")]

@@ -136,3 +136,16 @@ def test_add_remove_and_the_refusals(br35h_sets: dict, classifier_run: Path, tmp
     assert "checksum" in capsys.readouterr().err
     assert main(["retrieve", "query", str(index), str(tmp_path / "missing.png"), "--out", str(out)]) == 2
     assert "no such image" in capsys.readouterr().err
+
+
+def test_data_audit_uses_an_index_for_near_duplicates(br35h_sets: dict, tmp_path):
+    index = tmp_path / "index"
+    assert (
+        main(["retrieve", "index", "--data", str(br35h_sets["train"]), "--out", str(index), "--embedder", "histogram"])
+        == 0
+    )  # noqa: E501
+    report = tmp_path / "audit.json"
+    assert main(["data", "audit", str(br35h_sets["train"]), "--index", str(index), "--json", str(report)]) == 0
+    found = json.loads(report.read_text())["embedding_duplicates"]
+    assert found["embedder"] == "histogram" and found["pairs"] >= len(found["beyond_hashes"])
+    assert 0.0 < found["nearest_neighbour_similarity"]["p50"] <= 1.0

@@ -21,8 +21,13 @@ def audit_command(
     threshold: Annotated[
         int | None, typer.Option(help="pHash Hamming distance that counts as a near-duplicate.")
     ] = None,
+    index: Annotated[
+        Path | None, typer.Option(help="A 'retrieve index' of these images: near-duplicates by embedding too.")
+    ] = None,
+    min_similarity: Annotated[float, typer.Option(help="Cosine similarity of embedding near-duplicates.")] = 0.98,
 ) -> None:
-    """Report duplicate groups, class balance, image sizes/modes and duplicates that straddle a split."""
+    """Report duplicate groups, class balance, image sizes/modes and duplicates that straddle a split; with --index,
+    also the image pairs whose embeddings are near-identical but whose perceptual hashes differ."""
     from rich.console import Console
     from rich.table import Table
 
@@ -65,9 +70,37 @@ def audit_command(
         console.print("[yellow]exact duplicates[/yellow] " + " = ".join(group))
     for group in report.straddling_duplicates:
         console.print("[red]straddles splits[/red] " + ", ".join(group))
+    document = report.to_dict()
+    if index is not None:
+        document["embedding_duplicates"] = _embedding_duplicates(console, index, min_similarity)
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2))
+        write_text_atomic(json_out, json.dumps(document, indent=2))
         console.print(f"written {json_out}")
+
+
+def _embedding_duplicates(console, folder: Path, min_similarity: float) -> dict:
+    """Print and return the embedding near-duplicates of an index (pairs beyond the hash groups listed)."""
+    from dataclasses import asdict
+
+    from medlearn.apps.retrieval.duplicates import beyond_hashes, embedding_duplicates, similarity_summary
+    from medlearn.apps.retrieval.index import VectorIndex
+
+    loaded = VectorIndex.load(folder)
+    pairs = embedding_duplicates(loaded, min_similarity)
+    extra = beyond_hashes(pairs)
+    console.print(
+        f"embedding near-duplicates (cosine >= {min_similarity}, {loaded.embedder.get('name')}): {len(pairs)} pairs, "
+        f"{len(extra)} of them not found by perceptual hashing"
+    )
+    for pair in extra[:10]:
+        console.print(f"[yellow]similar content[/yellow] {pair.first} ~ {pair.second} ({pair.similarity:.4f})")
+    return {
+        "min_similarity": min_similarity,
+        "embedder": loaded.embedder.get("name"),
+        "pairs": len(pairs),
+        "beyond_hashes": [asdict(pair) for pair in extra],
+        "nearest_neighbour_similarity": similarity_summary(loaded),
+    }
 
 
 @data.command("hybrid")

@@ -1,0 +1,59 @@
+"""Near-duplicates by embedding: pairs of indexed images whose vectors are almost parallel, beyond the copies
+perceptual hashing already grouped (re-exported, re-windowed, cropped or re-scaled copies that keep the content but
+change the pixels enough to flip hash bits). ``medlearn data audit --index`` lists them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medlearn.apps.retrieval.index import VectorIndex
+
+#: Cosine similarity from which two embeddings count as the same content.
+DEFAULT_MIN_SIMILARITY = 0.98
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    first: str
+    second: str
+    similarity: float
+    #: The two were already in one group (given, or perceptual-hash near-duplicates).
+    same_group: bool
+
+
+def embedding_duplicates(
+    index: VectorIndex, min_similarity: float = DEFAULT_MIN_SIMILARITY, neighbours: int = 5
+) -> list[DuplicatePair]:
+    """Each unordered pair once, most similar first."""
+    if len(index) < 2:
+        return []
+    k = min(neighbours + 1, len(index))
+    scores, positions = index.search(index.vectors, k)
+    pairs: dict[tuple[int, int], float] = {}
+    for row in range(len(index)):
+        for score, column in zip(scores[row], positions[row], strict=True):
+            column = int(column)
+            if column != row and score >= min_similarity:
+                key = (min(row, column), max(row, column))
+                pairs[key] = max(pairs.get(key, -1.0), float(score))
+    entries = index.entries
+    found = [
+        DuplicatePair(entries[a].path, entries[b].path, round(s, 5), entries[a].group_key == entries[b].group_key)
+        for (a, b), s in pairs.items()
+    ]
+    return sorted(found, key=lambda pair: (-pair.similarity, pair.first, pair.second))
+
+
+def beyond_hashes(pairs: list[DuplicatePair]) -> list[DuplicatePair]:
+    return [pair for pair in pairs if not pair.same_group]
+
+
+def similarity_summary(index: VectorIndex) -> dict:
+    """Distribution of each image's nearest-neighbour similarity (to choose a threshold)."""
+    if len(index) < 2:
+        return {}
+    scores, positions = index.search(index.vectors, 2)
+    nearest = np.where(positions[:, 0] == np.arange(len(index)), scores[:, 1], scores[:, 0])
+    return {f"p{q}": float(np.percentile(nearest, q)) for q in (50, 90, 99)}
