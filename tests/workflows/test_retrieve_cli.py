@@ -149,3 +149,13 @@ def test_data_audit_uses_an_index_for_near_duplicates(br35h_sets: dict, tmp_path
     found = json.loads(report.read_text())["embedding_duplicates"]
     assert found["embedder"] == "histogram" and found["pairs"] >= len(found["beyond_hashes"])
     assert 0.0 < found["nearest_neighbour_similarity"]["p50"] <= 1.0
+
+
+def test_index_trains_an_embedding_for_retrieval_when_no_run_is_given(br35h_sets: dict, tmp_path, capsys):
+    index = tmp_path / "index"
+    command = ["retrieve", "index", "--data", str(br35h_sets["train"]), "--out", str(index), "--epochs", "1"]
+    assert main([*command, "--image-size", "64", "--modality", "MR", "--base", "cls-shallow", "--quiet"]) == 0
+    assert "trained retrieval-supcon" in capsys.readouterr().out
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["embedder"]["name"] == "classifier-trunk" and manifest["embedder"]["run"].endswith("model")
+    assert (index / "model" / "config.yaml").is_file()

@@ -4,6 +4,7 @@ from medlearn.models import (  # noqa: F401  (imported to register models)
     deep,
     detection,
     drinet,
+    embedding,
     enhancement,
     gan,
     landmarks,

@@ -43,6 +43,35 @@ def build_index(
     return index, {"images": len(entries), "seconds": round(seconds, 2), "embedder": chosen.description["name"]}
 
 
+def train_embedding(
+    data: str,
+    out: Path,
+    *,
+    model: str = "retrieval-supcon",
+    base: str | None = None,
+    max_minutes: float | None = None,
+    epochs: int | None = None,
+    modality: str | None = None,
+    image_size: int | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+) -> Path:
+    """A classifier trained for retrieval (cross-entropy + supervised contrastive loss by default) by the
+    classification pipeline (duplicate-aware split, augmentation, budget, report) in ``out``; its trunk embeds."""
+    from medlearn.apps.classification.train import TrainRequest, train_classifier
+
+    task = {"model": model, **({"modality": modality} if modality else {})}
+    if base is not None:
+        task["model_kwargs"] = {"base": base}
+    if image_size is not None:
+        task["image_size"] = image_size
+    training = {"seed": seed, **({"max_minutes": max_minutes} if max_minutes else {})}
+    if epochs is not None:
+        training["epochs"] = epochs
+    request = TrainRequest.build(data=data, out=out, overrides={"classification": task, "training": training})
+    return train_classifier(request, quiet=quiet).run_dir
+
+
 def add_to_index(folder: Path, data: str) -> VectorIndex:
     """Embed the images of ``data`` with the index's own embedder and save the grown index."""
     index = VectorIndex.load(folder)

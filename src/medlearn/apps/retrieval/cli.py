@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from medlearn.apps.common.cli_options import Epochs, MaxMinutes, Quiet
+
 retrieve_app = typer.Typer(
     help="Retrieval: index images by their embeddings, find similar ones, measure precision@k and mAP@10.",
     no_args_is_help=True,
@@ -26,12 +28,31 @@ def index_command(
         str | None, typer.Option(help="classifier-trunk (with --from-run), histogram or phash.")
     ] = None,
     kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw (approximate); default by size.")] = None,
+    model: Annotated[
+        str, typer.Option(help="Without --from-run/--embedder: the classifier trained for retrieval.")
+    ] = "retrieval-supcon",
+    base: Annotated[
+        str | None, typer.Option(help="The classifier under the contrastive loss (default cls-multires).")
+    ] = None,
+    max_minutes: MaxMinutes = None,
+    epochs: Epochs = None,
+    modality: Annotated[str | None, typer.Option(help="Modality of files that do not record one (JPG/PNG).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Training image size (default: the classifier's).")] = None,
+    quiet: Quiet = False,
 ) -> None:
-    """Embed every image and save a checked index (vectors, entries, manifest of checksums)."""
-    from medlearn.apps.retrieval.build import build_index
+    """Embed every image and save a checked index (vectors, entries, manifest of checksums). Without --from-run
+    or --embedder an embedding is trained first (cross-entropy + supervised contrastive loss) into INDEX/model."""
+    from medlearn.apps.retrieval.build import build_index, train_embedding
 
-    chosen = embedder or ("classifier-trunk" if from_run is not None else "histogram")
-    index, info = build_index(data, out, embedder=chosen, run_dir=from_run, kind=kind)
+    run_dir = from_run
+    if from_run is None and embedder is None:
+        run_dir = train_embedding(
+            data, out / "model", model=model, base=base, max_minutes=max_minutes, epochs=epochs, modality=modality,
+            image_size=image_size, quiet=quiet,
+        )  # fmt: skip
+        typer.echo(f"trained {model} in {run_dir}")
+    chosen = embedder or "classifier-trunk"
+    index, info = build_index(data, out, embedder=chosen, run_dir=run_dir, kind=kind)
     typer.echo(
         f"indexed {info['images']} images with {info['embedder']} ({index.dimension} dimensions, {index.kind}) "
         f"in {info['seconds']:.1f} s: {out}"
