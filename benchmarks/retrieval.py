@@ -52,21 +52,47 @@ def split_csvs(run: Path, workdir: Path) -> tuple[Path, Path]:
     return paths["index"], paths["test"]
 
 
-def br35h(workdir: Path, run: Path) -> dict:
-    from medlearn.apps.retrieval.build import build_index
+def br35h(workdir: Path, run: Path, train_minutes: float | None = None) -> dict:
+    """The reused classifier trunk and the classical embedders; with ``train_minutes``, first an embedding trained
+    for retrieval (retrieval-supcon on cls-multires) on the index images within that budget."""
+    from medlearn.apps.retrieval.build import build_index, train_embedding
     from medlearn.apps.retrieval.evaluate import evaluate_index
 
     index_csv, test_csv = split_csvs(run, workdir)
+    candidates = [
+        ("classifier-trunk", "classifier-trunk", run),
+        ("histogram", "histogram", None),
+        ("phash", "phash", None),
+    ]
+    training = None
+    if train_minutes:
+        started = time.perf_counter()
+        trained = train_embedding(
+            str(index_csv), workdir / "retrieval-supcon", max_minutes=train_minutes, modality="MR", quiet=True
+        )
+        history = json.loads((trained / "metrics.json").read_text())
+        training = {
+            "run": str(trained),
+            "epochs": len(history),
+            "minutes": round((time.perf_counter() - started) / 60, 1),
+        }
+        candidates.insert(0, ("retrieval-supcon (trained)", "classifier-trunk", trained))
     rows = []
-    for embedder in ("classifier-trunk", "histogram", "phash"):
-        folder = workdir / f"index-{embedder}"
-        index, info = build_index(str(index_csv), folder, embedder=embedder, run_dir=run)
+    for name, embedder, run_dir in candidates:
+        folder = workdir / f"index-{name.split()[0]}"
+        index, info = build_index(str(index_csv), folder, embedder=embedder, run_dir=run_dir)
         summary = evaluate_index(folder, str(test_csv), baselines=())
-        row = {"embedder": embedder, "dimension": index.dimension, "build_seconds": info["seconds"], **summary}
+        row = {"embedder": name, "dimension": index.dimension, "build_seconds": info["seconds"], **summary}
         row.pop("baseline", None)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    return {"run": str(run), "index_images": rows[0]["index_size"], "queries": rows[0]["queries"], "rows": rows}
+    return {
+        "run": str(run),
+        "index_images": rows[0]["index_size"],
+        "queries": rows[0]["queries"],
+        "rows": rows,
+        "trained": training,
+    }
 
 
 def scaling(max_vectors: int, dimension: int = 128, queries: int = 200) -> list[dict]:
@@ -119,14 +145,20 @@ def markdown(results: dict) -> str:
             f"{_ci(row['map_at_10_ci'])} | {row['recall_at_10']:.3f} | {row['build_seconds']:.1f} | "
             f"{row['query_ms']:.2f} |"
         )
-    trunk = data["rows"][0]
-    target = trunk["precision_at_1"] >= 0.97 and trunk["map_at_10"] >= 0.95
+    lines += ["", f"{data['rows'][0]['map_definition']}.", ""]
+    for row in (r for r in data["rows"] if r["embedder"] not in ("histogram", "phash")):
+        target = row["precision_at_1"] >= 0.97 and row["map_at_10"] >= 0.95
+        lines.append(
+            f"Target (precision@1 >= 0.97 and mAP@10 >= 0.95), {row['embedder']}: **{'met' if target else 'not met'}** "
+            f"(P@1 {row['precision_at_1']:.3f}, mAP@10 {row['map_at_10']:.3f})."
+        )
+    trained = data.get("trained")
+    if trained:
+        lines.append(
+            f"The trained embedding: {trained['epochs']} epochs in {trained['minutes']} min on the index images (the "
+            "classification pipeline's own split inside them); the reused trunk is the classification benchmark's run."
+        )
     lines += [
-        "",
-        f"{data['rows'][0]['map_definition']}.",
-        "",
-        f"Target (precision@1 >= 0.97 and mAP@10 >= 0.95): classifier trunk **{'met' if target else 'not met'}** "
-        f"(P@1 {trunk['precision_at_1']:.3f}, mAP@10 {trunk['map_at_10']:.3f}); a model trained for retrieval is next.",
         "",
         "FAISS on synthetic unit vectors (d = 128, 1,000 clusters): exact flat inner product vs HNSW (M 32, efSearch "
         "128), one query at a time:",
@@ -148,6 +180,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/medlearn-ret-bench"))
     parser.add_argument("--classifier-run", type=Path, required=False)
     parser.add_argument("--max-vectors", type=int, default=100_000)
+    parser.add_argument("--train-minutes", type=float, default=None, help="Also train retrieval-supcon this long.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "retrieval.json")
     parser.add_argument("--table-only", action="store_true")
@@ -166,7 +199,7 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"),
             "command": " ".join(["python", *sys.argv]),
             "threads": args.threads,
-            "br35h": br35h(args.workdir, args.classifier_run),
+            "br35h": br35h(args.workdir, args.classifier_run, args.train_minutes),
             "scaling": scaling(args.max_vectors),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
