@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from medlearn.apps.retrieval.embedders import embedder_from_description, file_digest, make_embedder
-from medlearn.apps.retrieval.index import Entry, VectorIndex
+from medlearn.apps.retrieval.embedders import embedder_from_description, make_embedder
+from medlearn.apps.retrieval.index import Entry, VectorIndex, file_sha256
 from medlearn.data.dedup import assign_groups
 from medlearn.data.records import Sample
 from medlearn.data.sources import load_samples
@@ -22,7 +22,7 @@ def entries_of(samples: Sequence[Sample]) -> list[Entry]:
     """Index entries of ``samples``: resolved paths, labels, groups (near-duplicate clusters where none is given)
     and content digests."""
     grouped = assign_groups(list(samples)) if len(samples) > 1 else list(samples)
-    return [Entry(str(Path(s.path).resolve()), s.label, s.group, file_digest(Path(s.path))) for s in grouped]
+    return [Entry(str(Path(s.path).resolve()), s.label, s.group, file_sha256(Path(s.path))) for s in grouped]
 
 
 def build_index(

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from medlearn.apps.retrieval.index import file_sha256
 from medlearn.data.dedup import perceptual_hash_bits
 from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.errors import MedlearnError
@@ -38,15 +39,6 @@ class Embedder(Protocol):
     def embed(self, paths: Sequence[Path]) -> np.ndarray:
         """``(n, d)`` float32 vectors (not yet normalised), one per file, in order."""
         ...
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes (the content fingerprint stored with each index entry)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _arrays(paths: Sequence[Path], preprocessing: ClassificationPreprocessing) -> np.ndarray:
@@ -67,7 +59,7 @@ class ClassifierTrunk:
         trained = TrainedClassifier.from_run_dir(self.run_dir)
         self.preprocessing = trained.preprocessing
         self.extractor = FeatureExtractor.from_classifier(trained.model, trained.preprocessing, normalise=False)
-        version = file_digest(weights_path(Path(self.run_dir)))[:16]
+        version = file_sha256(weights_path(Path(self.run_dir)))[:16]
         self.description = {"name": "classifier-trunk", "version": version, "run": str(Path(self.run_dir).resolve())}
 
     def embed(self, paths: Sequence[Path]) -> np.ndarray:

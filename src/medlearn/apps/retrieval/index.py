@@ -165,7 +165,7 @@ class VectorIndex:
             "count": len(self),
             "dimension": self.dimension,
             "embedder": self.embedder,
-            "sha256": {name: _sha256(path) for name, path in files.items()},
+            "sha256": {name: file_sha256(path) for name, path in files.items()},
         }
         write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         return folder
@@ -179,7 +179,7 @@ class VectorIndex:
             path = folder / name
             if not path.is_file():
                 raise MedlearnError(f"the index is missing {name}", folder)
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise MedlearnError(f"{name} does not match its checksum: the index is corrupted; rebuild it", path)
         if embedder is not None and _identity(embedder) != _identity(manifest["embedder"]):
             raise MedlearnError(
@@ -248,7 +248,8 @@ def _read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (index checksums, entry content fingerprints, model weights versions)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
