@@ -82,7 +82,7 @@ def br35h(workdir: Path, run: Path, train_minutes: float | None = None) -> dict:
         folder = workdir / f"index-{name.split()[0]}"
         index, info = build_index(str(index_csv), folder, embedder=embedder, run_dir=run_dir)
         summary = evaluate_index(folder, str(test_csv), baselines=())
-        row = {"embedder": name, "dimension": index.dimension, "build_seconds": info["seconds"], **summary}
+        row = {**summary, "embedder": name, "dimension": index.dimension, "build_seconds": info["seconds"]}
         row.pop("baseline", None)
         print(json.dumps(row), flush=True)
         rows.append(row)

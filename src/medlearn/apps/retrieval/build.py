@@ -65,7 +65,8 @@ def train_embedding(
         task["model_kwargs"] = {"base": base}
     if image_size is not None:
         task["image_size"] = image_size
-    training = {"seed": seed, **({"max_minutes": max_minutes} if max_minutes else {})}
+    # no early stopping: the monitored classification loss is not the retrieval objective, and a budget is for using
+    training = {"seed": seed, "early_stopping_patience": None, **({"max_minutes": max_minutes} if max_minutes else {})}
     if epochs is not None:
         training["epochs"] = epochs
     request = TrainRequest.build(data=data, out=out, overrides={"classification": task, "training": training})
