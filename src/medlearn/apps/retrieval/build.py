@@ -65,11 +65,13 @@ def train_embedding(
         task["model_kwargs"] = {"base": base}
     if image_size is not None:
         task["image_size"] = image_size
-    # no early stopping: the monitored classification loss is not the retrieval objective, and a budget is for using
-    training = {"seed": seed, "early_stopping_patience": None, **({"max_minutes": max_minutes} if max_minutes else {})}
+    training = {"seed": seed, **({"max_minutes": max_minutes} if max_minutes else {})}
     if epochs is not None:
         training["epochs"] = epochs
     request = TrainRequest.build(data=data, out=out, overrides={"classification": task, "training": training})
+    # no early stopping (a None override never replaces a default, so set here): the monitored classification loss
+    # is not the retrieval objective, and a granted budget is for using
+    request.training["early_stopping_patience"] = None
     return train_classifier(request, quiet=quiet).run_dir
 
 
