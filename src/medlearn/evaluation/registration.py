@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from medlearn.data.deformation import jacobian_determinant
-from medlearn.io.image import MedicalImage
-
 NMI_BINS = 64
 
 
@@ -63,9 +60,10 @@ def target_registration_error(mapped: np.ndarray, truth: np.ndarray) -> np.ndarr
     return np.linalg.norm(np.asarray(mapped, float) - np.asarray(truth, float), axis=1)
 
 
-def regularity(field: MedicalImage) -> dict[str, float]:
-    """``folding_fraction`` and ``sdlogj`` of a displacement field (mm)."""
-    determinant = jacobian_determinant(field)
+def regularity(determinant: np.ndarray) -> dict[str, float]:
+    """``folding_fraction``, ``sdlogj`` and ``min_jacobian`` of a deformation, from its Jacobian determinant per
+    voxel (:func:`medlearn.data.deformation.jacobian_determinant` of the displacement field, computed once by the
+    caller, who also writes or shows it)."""
     positive = determinant[determinant > 0]
     return {
         "folding_fraction": float(np.mean(determinant <= 0)),

@@ -121,10 +121,10 @@ def _evaluate_pair(pair: ImagePair, registerer: Registerer, examples: list[bytes
     fixed, moving = load(pair.fixed), load(pair.moving)
     result = registerer(fixed, moving, None)
     row: dict = {"fixed": str(pair.fixed), "moving": str(pair.moving), "seconds": round(result.seconds, 3)}
-    field = displacement_field(result.transform, fixed)
-    row.update({k: v for k, v in regularity(field).items() if k != "min_jacobian"})
+    determinant = jacobian_determinant(displacement_field(result.transform, fixed))
+    row.update({k: v for k, v in regularity(determinant).items() if k != "min_jacobian"})
     if examples is not None:
-        jacobian = image_from_affine(jacobian_determinant(field)[None].astype(np.float32), fixed.affine)
+        jacobian = image_from_affine(determinant[None].astype(np.float32), fixed.affine)
         warped = resample_like(moving, fixed, result.transform)
         examples.append(overlay_png(fixed, resample_to_reference(moving, fixed), warped, jacobian))
     if pair.fixed_labels is not None and pair.moving_labels is not None:

@@ -62,7 +62,8 @@ def register_pair(request: PairRequest) -> dict:
     warped = resample_like(moving, fixed, result.transform)
     before = resample_to_reference(moving, fixed)
     field = displacement_field(result.transform, fixed)
-    jacobian = image_from_affine(jacobian_determinant(field)[None].astype(np.float32), fixed.affine)
+    determinant = jacobian_determinant(field)
+    jacobian = image_from_affine(determinant[None].astype(np.float32), fixed.affine)
     overlap = resample_like(_ones(moving), fixed, result.transform).array[0] > 0.5
     if not overlap.any():
         raise MedlearnError(
@@ -77,7 +78,7 @@ def register_pair(request: PairRequest) -> dict:
         "moving": str(request.moving),
         "identity": _similarity(fixed, before, resample_to_reference(_ones(moving), fixed).array[0] > 0.5),
         "registered": _similarity(fixed, warped, overlap),
-        **regularity(field),
+        **regularity(determinant),
     }
     if metrics["registered"]["nmi"] < metrics["identity"]["nmi"]:
         metrics["warning"] = (
