@@ -69,6 +69,7 @@ def classical_registerer(settings: ClassicalSettings) -> Registerer:
     def run(fixed: MedicalImage, moving: MedicalImage, mask: MedicalImage | None = None) -> RegistrationResult:
         return register(fixed, moving, settings, fixed_mask=mask)
 
+    run.name = f"{settings.method} ({settings.metric})"  # what tables call it, as a trained model's ``name``
     return run
 
 

@@ -101,9 +101,8 @@ def evaluate_command(
     baselines = {}
     if run is not None and baseline != "none":
         baselines[baseline] = classical_registerer(ClassicalSettings(method=baseline, iterations=iterations))
-    name = getattr(registerer, "name", f"{method} ({metric})")
-    summary = evaluate_pairs(read_pairs(data), registerer, name, baselines)
-    typer.echo(f"{summary['pairs']} pairs, {name}: {summary['seconds_per_pair']:.2f} s per pair")
+    summary = evaluate_pairs(read_pairs(data), registerer, registerer.name, baselines)
+    typer.echo(f"{summary['pairs']} pairs, {registerer.name}: {summary['seconds_per_pair']:.2f} s per pair")
     for label, scores in (("model", summary), *summary["baseline"].items()):
         typer.echo(f"  {label:<10} {_scores_line(scores)}")
     if verdict(summary):
@@ -164,9 +163,7 @@ def _registerer(run: Path | None, method: str, metric: str, iterations: int, see
         from medlearn.apps.registration.learned import LearnedRegistration
 
         return LearnedRegistration.from_run_dir(run, refine_steps=refine_steps)
-    registerer = classical_registerer(ClassicalSettings(method=method, metric=metric, iterations=iterations, seed=seed))
-    registerer.name = f"{method} ({metric})"
-    return registerer
+    return classical_registerer(ClassicalSettings(method=method, metric=metric, iterations=iterations, seed=seed))
 
 
 def _scores_line(scores: dict) -> str:

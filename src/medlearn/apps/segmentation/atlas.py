@@ -45,7 +45,7 @@ class Atlas:
             registerer = classical_registerer(ClassicalSettings(method=method))
             name = f"atlas ({method})"
         else:
-            name = f"atlas ({getattr(registerer, 'name', 'registration run')})"
+            name = f"atlas ({registerer.name})"
         return cls(atlas, atlas_labels, registerer, name)
 
     def segment(self, image: MedicalImage) -> np.ndarray:
