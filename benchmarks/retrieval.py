@@ -6,13 +6,20 @@ training): the training and validation images are indexed, the test images query
 penultimate layer (``classifier-trunk``, reuse) and the classical baselines (histogram/texture features,
 perceptual hash). Metrics by ``retrieve evaluate``'s code: precision@1/5/10, recall@10, mAP@10 (defined in
 medlearn.evaluation.retrieval) with 95% bootstrap intervals over queries, index build time, query time. A
-model trained for retrieval (contrastive) joins when it exists.
+model trained for retrieval with labels (``--train-minutes``: retrieval-supcon) and one trained without them
+(``--self-supervised-minutes``: retrieval-simclr on the index images with their labels withheld) join.
+
+Instance retrieval (``--parts instance``): the test images index themselves and each queries the rest; relevant =
+the same near-duplicate group (perceptual-hash clusters merged with the split's groups; Br35H has no patient IDs),
+only the query's own file left out, queries without a group mate not scored. The groups are defined by the
+perceptual hash, so the phash row is near-perfect by construction: the question is how close the others come.
 
 Scaling: unit vectors drawn around 1,000 random centres (d = 128) at 10^3 .. 10^6 (``--max-vectors``): exact
 (flat inner product) vs HNSW: build seconds, query milliseconds (one query at a time, as a user asks), recall@10
 of HNSW against exact search, memory of the vectors.
 
     python benchmarks/retrieval.py --workdir /work/bench/ret --classifier-run /work/bench/cls/cls-multires
+    python benchmarks/retrieval.py ... --parts self-supervised instance --self-supervised-minutes 10  # merged in
 
 Prints JSON, writes benchmarks/results/retrieval.json and the retrieval section of RESULTS.md.
 """
@@ -81,7 +88,7 @@ def br35h(workdir: Path, run: Path, train_minutes: float | None = None) -> dict:
     for name, embedder, run_dir in candidates:
         folder = workdir / f"index-{name.split()[0]}"
         index, info = build_index(str(index_csv), folder, embedder=embedder, run_dir=run_dir)
-        summary = evaluate_index(folder, str(test_csv), baselines=())
+        summary = evaluate_index(folder, str(test_csv), baselines=()).summary
         row = {**summary, "embedder": name, "dimension": index.dimension, "build_seconds": info["seconds"]}
         row.pop("baseline", None)
         print(json.dumps(row), flush=True)
@@ -93,6 +100,63 @@ def br35h(workdir: Path, run: Path, train_minutes: float | None = None) -> dict:
         "rows": rows,
         "trained": training,
     }
+
+
+def self_supervised(workdir: Path, run: Path, minutes: float) -> dict:
+    """retrieval-simclr trained ``minutes`` on the index images with their labels withheld, scored by label."""
+    from medlearn.apps.retrieval.build import build_index, train_embedding
+    from medlearn.apps.retrieval.evaluate import evaluate_index
+
+    index_csv, test_csv = split_csvs(run, workdir)
+    unlabelled = workdir / "index-unlabelled.csv"
+    with open(index_csv, newline="") as source, open(unlabelled, "w", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow(["path", "group"])
+        writer.writerows((row["path"], row["group"]) for row in csv.DictReader(source))
+    started = time.perf_counter()
+    trained = train_embedding(
+        str(unlabelled), workdir / "retrieval-simclr", model="retrieval-simclr", max_minutes=minutes, modality="MR",
+        quiet=True,
+    )  # fmt: skip
+    minutes_used = round((time.perf_counter() - started) / 60, 1)
+    history = json.loads((trained / "metrics.json").read_text())
+    folder = workdir / "index-retrieval-simclr"
+    index, info = build_index(str(index_csv), folder, embedder="self-supervised", run_dir=trained)
+    summary = evaluate_index(folder, str(test_csv), baselines=()).summary
+    row = {**summary, "embedder": "retrieval-simclr (self-supervised)", "dimension": index.dimension,
+           "build_seconds": info["seconds"]}  # fmt: skip
+    row.pop("baseline", None)
+    print(json.dumps(row), flush=True)
+    validation = json.loads((trained / "validation.json").read_text())
+    return {"row": row, "training": {"run": str(trained), "epochs": len(history), "minutes": minutes_used,
+                                     "view_top1": validation["best"].get("view_top1")}}  # fmt: skip
+
+
+def instance(workdir: Path, run: Path) -> dict:
+    """Each embedder indexes the test images; every test image queries the others for its own group."""
+    from medlearn.apps.retrieval.build import build_index
+    from medlearn.apps.retrieval.evaluate import evaluate_index
+
+    _, test_csv = split_csvs(run, workdir)
+    candidates = [
+        ("retrieval-supcon (trained)", "classifier-trunk", workdir / "retrieval-supcon"),
+        ("retrieval-simclr (self-supervised)", "self-supervised", workdir / "retrieval-simclr"),
+        ("classifier-trunk", "classifier-trunk", run),
+        ("histogram", "histogram", None),
+        ("phash", "phash", None),
+    ]
+    rows = []
+    for name, embedder, run_dir in candidates:
+        if run_dir is not None and not (run_dir / "config.yaml").is_file():
+            continue
+        folder = workdir / f"instance-{name.split()[0]}"
+        index, _ = build_index(str(test_csv), folder, embedder=embedder, run_dir=run_dir)
+        summary = evaluate_index(folder, str(test_csv), relevance="group", baselines=()).summary
+        row = {**summary, "embedder": name, "dimension": index.dimension}
+        row.pop("baseline", None)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return {"index_images": rows[0]["index_size"], "rows": rows}
 
 
 def scaling(max_vectors: int, dimension: int = 128, queries: int = 200) -> list[dict]:
@@ -158,6 +222,29 @@ def markdown(results: dict) -> str:
             f"The trained embedding: {trained['epochs']} epochs in {trained['minutes']} min on the index images (the "
             "classification pipeline's own split inside them); the reused trunk is the classification benchmark's run."
         )
+    ssl = data.get("self_supervised")
+    if ssl:
+        lines.append(
+            f"The self-supervised embedding (retrieval-simclr, labels withheld): {ssl['epochs']} epochs in "
+            f"{ssl['minutes']} min; on its held-out views the right partner was the nearest for "
+            f"{ssl['view_top1']:.1%} of images."
+        )
+    found = results.get("instance")
+    if found:
+        lines += [
+            "",
+            f"Instance retrieval: the {found['index_images']} test images index themselves; relevant = the query's "
+            "near-duplicate group (perceptual-hash clusters: phash defines the groups, so its row is near-perfect by "
+            "construction); only the query's own file left out; queries without a group mate not scored.",
+            "",
+            "| embedder | queries scored | P@1 (95% CI) | mAP@10 (95% CI) | R@10 |",
+            "|---|---|---|---|---|",
+        ]
+        for row in found["rows"]:
+            lines.append(
+                f"| {row['embedder']} | {row['queries']} | {row['precision_at_1']:.3f}{_ci(row['precision_at_1_ci'])}"
+                f" | {row['map_at_10']:.3f}{_ci(row['map_at_10_ci'])} | {row['recall_at_10']:.3f} |"
+            )
     lines += [
         "",
         "FAISS on synthetic unit vectors (d = 128, 1,000 clusters): exact flat inner product vs HNSW (M 32, efSearch "
@@ -181,6 +268,11 @@ def main() -> None:
     parser.add_argument("--classifier-run", type=Path, required=False)
     parser.add_argument("--max-vectors", type=int, default=100_000)
     parser.add_argument("--train-minutes", type=float, default=None, help="Also train retrieval-supcon this long.")
+    parser.add_argument("--self-supervised-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--parts", nargs="+", default=["label", "scaling"], choices=["label", "self-supervised", "instance", "scaling"],
+        help="What to run; the others are kept from the saved JSON.",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "retrieval.json")
     parser.add_argument("--table-only", action="store_true")
@@ -195,13 +287,21 @@ def main() -> None:
         faiss.omp_set_num_threads(args.threads)
         if args.classifier_run is None:
             raise SystemExit("--classifier-run RUN (a classify train run on Br35H) is needed")
-        results = {
-            "date": time.strftime("%Y-%m-%d"),
-            "command": " ".join(["python", *sys.argv]),
-            "threads": args.threads,
-            "br35h": br35h(args.workdir, args.classifier_run, args.train_minutes),
-            "scaling": scaling(args.max_vectors),
-        }
+        results = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        command = " ".join(["python", *sys.argv])
+        results.update({"date": time.strftime("%Y-%m-%d"), "threads": args.threads})
+        if "label" in args.parts:
+            results.update({"command": command, "br35h": br35h(args.workdir, args.classifier_run, args.train_minutes)})
+        if "self-supervised" in args.parts:
+            found = self_supervised(args.workdir, args.classifier_run, args.self_supervised_minutes)
+            rows = [r for r in results["br35h"]["rows"] if r["embedder"] != found["row"]["embedder"]]
+            results["br35h"]["rows"] = [*rows[:1], found["row"], *rows[1:]]
+            results["br35h"]["self_supervised"] = found["training"]
+            results["self_supervised_command"] = command
+        if "instance" in args.parts:
+            results["instance"] = {**instance(args.workdir, args.classifier_run), "command": command}
+        if "scaling" in args.parts:
+            results["scaling"] = scaling(args.max_vectors)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
     table = markdown(results)

@@ -159,3 +159,80 @@ def test_index_trains_an_embedding_for_retrieval_when_no_run_is_given(br35h_sets
     manifest = json.loads((index / "manifest.json").read_text())
     assert manifest["embedder"]["name"] == "classifier-trunk" and manifest["embedder"]["run"].endswith("model")
     assert (index / "model" / "config.yaml").is_file()
+
+
+def _unlabelled_copies(br35h_root: Path, folder: Path, originals: int = 4) -> Path:
+    """A CSV ``path,group`` of images and two altered copies of each (brighter; cropped and resized back), one
+    group per original, plus one image alone in its group."""
+    from PIL import Image, ImageEnhance
+
+    rows = []
+    files = sorted((br35h_root / "yes").glob("*.jpg"))[: originals + 1]
+    for number, file in enumerate(files):
+        image = Image.open(file).convert("L").resize((128, 128))
+        variants = [image] if number == originals else [
+            image,
+            ImageEnhance.Brightness(image).enhance(1.15),
+            image.crop((6, 6, 122, 122)).resize((128, 128)),
+        ]  # fmt: skip
+        for copy, variant in enumerate(variants):
+            path = folder / f"case{number}_{copy}.png"
+            variant.save(path)
+            rows.append((str(path), f"case{number}"))
+    csv_path = folder / "unlabelled.csv"
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "group"])
+        writer.writerows(rows)
+    return csv_path
+
+
+def test_instance_retrieval_finds_the_rest_of_the_querys_group(br35h_root: Path, tmp_path, capsys):
+    images = _unlabelled_copies(br35h_root, tmp_path)
+    index = tmp_path / "index"
+    assert main(["retrieve", "index", "--data", str(images), "--out", str(index), "--embedder", "histogram"]) == 0
+    metrics = tmp_path / "instance.json"
+    command = ["retrieve", "evaluate", str(index), "--data", str(images), "--json", str(metrics)]
+    assert main([*command, "--relevance", "group"]) == 0
+    summary = json.loads(metrics.read_text())
+    assert summary["relevance"].startswith("same group")
+    # every query leaves out only its own file; the lone image has nothing to find and is not scored
+    assert summary["excluded_per_query"] == 1.0 and summary["queries_without_relevant"] == 1
+    assert summary["queries"] == 12 and summary["precision_at_1"] >= 0.9  # altered copies are each other's nearest
+    assert summary["recall_at_10"] == pytest.approx(1.0)
+    page = metrics.with_suffix(".html").read_text()
+    assert "Queries answered worst and best" in page and "same group" in page
+    # label relevance needs labels: a clear refusal, not a traceback
+    assert main(["retrieve", "evaluate", str(index), "--data", str(images)]) == 2
+    assert "needs a label" in capsys.readouterr().err
+
+
+def test_index_trains_a_self_supervised_embedding_for_images_without_labels(br35h_root: Path, tmp_path, capsys):
+    images = _unlabelled_copies(br35h_root, tmp_path, originals=6)
+    index = tmp_path / "index"
+    command = ["retrieve", "index", "--data", str(images), "--out", str(index), "--epochs", "2"]
+    assert main([*command, "--image-size", "64", "--modality", "MR", "--base", "cls-shallow", "--quiet"]) == 0
+    assert "trained retrieval-simclr" in capsys.readouterr().out
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["embedder"]["name"] == "self-supervised" and manifest["count"] == 19
+    validation = json.loads((index / "model" / "validation.json").read_text())
+    assert validation["epochs"] == 2 and 0.0 <= validation["best"]["view_top1"] <= 1.0
+    metrics = tmp_path / "m.json"
+    command = [
+        "retrieve",
+        "evaluate",
+        str(index),
+        "--data",
+        str(images),
+        "--relevance",
+        "group",
+        "--json",
+        str(metrics),
+    ]
+    assert main(command) == 0
+    summary = json.loads(metrics.read_text())
+    assert summary["embedder"] == "self-supervised" and set(summary["baseline"]) == {"histogram", "phash"}
+    assert "baseline_comparison" in summary
+    # the index reloads its run to embed a query
+    out = tmp_path / "q"
+    assert main(["retrieve", "query", str(index), str(tmp_path / "case0_0.png"), "--out", str(out), "--k", "3"]) == 0

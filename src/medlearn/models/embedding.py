@@ -110,3 +110,57 @@ def retrieval_supcon(
     backbone = create_model(base, in_channels=in_channels, num_classes=num_classes, **base_kwargs)
     spatial_dims = int(base_kwargs.get("spatial_dims", 2))
     return ContrastiveClassifier(backbone, in_channels, projection, weight, temperature, spatial_dims)
+
+
+def nt_xent_loss(first: torch.Tensor, second: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """SimCLR's NT-Xent: ``first[i]`` and ``second[i]`` are two views of one image; each of the 2N embeddings must
+    pick its partner out of the 2N - 1 others (cross-entropy over cosine similarities / temperature)."""
+    z = F.normalize(torch.cat([first, second]).float(), dim=1)
+    n = len(first)
+    similarity = (z @ z.T / temperature).fill_diagonal_(float("-inf"))
+    partners = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(similarity, partners)
+
+
+class SelfSupervisedEncoder(nn.Module):
+    """A classifier's trunk with SimCLR's projection head, trained without labels (two views of each image).
+
+    ``forward`` returns the projection the loss sees; retrieval embeds with :attr:`feature_layer`'s input, the
+    trunk's pooled features before the projection (SimCLR: they transfer better than the projection's output).
+    The base classifier's own final linear layer is bypassed: its input is captured and projected instead."""
+
+    def __init__(self, base: nn.Module, in_channels: int, projection: int = 128, spatial_dims: int = 2) -> None:
+        super().__init__()
+        self.base = base
+        self.head = _last_called_linear(base, torch.zeros(2, in_channels, *([64] * spatial_dims)))
+        self.head.requires_grad_(False)  # unused: the projection replaces it
+        features = self.head.in_features
+        self.projection = nn.Sequential(
+            nn.Linear(features, features), nn.ReLU(inplace=True), nn.Linear(features, projection)
+        )
+
+    @property
+    def feature_layer(self) -> nn.Linear:
+        """The layer whose input is the retrieval embedding."""
+        return self.projection[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            self.base(x)
+        finally:
+            handle.remove()
+        return self.projection(captured[-1])
+
+
+@register_model(
+    "retrieval-simclr",
+    task="retrieval",
+    summary="A classifier's trunk (default cls-multires) + projection head trained self-supervised (SimCLR NT-Xent)",
+)
+def retrieval_simclr(in_channels: int = 1, base: str = "cls-multires", projection: int = 128, **base_kwargs):
+    """Kwargs: ``base`` (a registered classifier) and its own kwargs, ``projection`` (the loss's dimension)."""
+    backbone = create_model(base, in_channels=in_channels, num_classes=2, **base_kwargs)
+    spatial_dims = int(base_kwargs.get("spatial_dims", 2))
+    return SelfSupervisedEncoder(backbone, in_channels, projection, spatial_dims)

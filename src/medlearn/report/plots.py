@@ -585,3 +585,17 @@ def froc_plot(
     )
     ax.legend(loc="lower right")
     return fig
+
+
+@_styled
+def precision_at_rank_plot(curves: Mapping[str, Sequence[float]]) -> Figure:
+    """Mean precision@r against the rank cut-off r, one line per embedder (the first is the model)."""
+    fig = _figure(5.5, 3.5)
+    ax = fig.subplots()
+    for i, (name, values) in enumerate(curves.items()):
+        ranks = np.arange(1, len(values) + 1)
+        ax.plot(ranks, values, marker="o", ms=4, lw=2.2 if i == 0 else 1.4, color=PALETTE[i % len(PALETTE)], label=name)
+    ax.set(xlabel="rank cut-off r", ylabel="mean precision@r", ylim=(-0.02, 1.02))
+    ax.set_xticks(np.arange(1, max(len(v) for v in curves.values()) + 1))
+    ax.legend(loc="lower left")
+    return fig

@@ -29,7 +29,7 @@ def build_index(
     data: str, out: Path, *, embedder: str = "classifier-trunk", run_dir: Path | None = None, kind: str | None = None
 ) -> tuple[VectorIndex, dict]:
     """Embed every image of ``data`` and save the index in ``out``; returns it with timings."""
-    samples = load_samples(data)
+    samples = load_samples(data, labelled=False)
     if not samples:
         raise MedlearnError("no images to index", data)
     chosen = make_embedder(embedder, run_dir)
@@ -43,11 +43,18 @@ def build_index(
     return index, {"images": len(entries), "seconds": round(seconds, 2), "embedder": chosen.description["name"]}
 
 
+def embedder_for_run(run_dir: Path | None) -> str:
+    """The embedder that reads ``run_dir``: a self-supervised retrieval run's or a classifier's trunk."""
+    from medlearn.apps.retrieval.selfsupervised import is_self_supervised_run
+
+    return "self-supervised" if run_dir is not None and is_self_supervised_run(run_dir) else "classifier-trunk"
+
+
 def train_embedding(
     data: str,
     out: Path,
     *,
-    model: str = "retrieval-supcon",
+    model: str | None = None,
     base: str | None = None,
     max_minutes: float | None = None,
     epochs: int | None = None,
@@ -56,9 +63,21 @@ def train_embedding(
     seed: int = 0,
     quiet: bool = False,
 ) -> Path:
-    """A classifier trained for retrieval (cross-entropy + supervised contrastive loss by default) by the
-    classification pipeline (duplicate-aware split, augmentation, budget, report) in ``out``; its trunk embeds."""
+    """An embedding trained for retrieval in ``out``; its trunk embeds. ``retrieval-supcon`` (the default when
+    every image has a label): a classifier trained with cross-entropy + supervised contrastive loss by the
+    classification pipeline (duplicate-aware split, augmentation, budget, report). ``retrieval-simclr`` (the default
+    without labels): self-supervised, :func:`medlearn.apps.retrieval.selfsupervised.train_self_supervised`."""
     from medlearn.apps.classification.train import TrainRequest, train_classifier
+    from medlearn.apps.retrieval.selfsupervised import MODEL as SELF_SUPERVISED
+    from medlearn.apps.retrieval.selfsupervised import train_self_supervised
+
+    if model is None:
+        model = "retrieval-supcon" if all(s.label for s in load_samples(data, labelled=False)) else SELF_SUPERVISED
+    if model == SELF_SUPERVISED:
+        return train_self_supervised(
+            data, out, base=base, max_minutes=max_minutes, epochs=epochs, modality=modality, image_size=image_size,
+            seed=seed, quiet=quiet,
+        )  # fmt: skip
 
     task = {"model": model, **({"modality": modality} if modality else {})}
     if base is not None:
@@ -79,7 +98,7 @@ def add_to_index(folder: Path, data: str) -> VectorIndex:
     """Embed the images of ``data`` with the index's own embedder and save the grown index."""
     index = VectorIndex.load(folder)
     embedder = embedder_from_description(index.embedder)
-    entries = entries_of(load_samples(data))
+    entries = entries_of(load_samples(data, labelled=False))
     grown = index.add(embedder.embed([Path(e.path) for e in entries]), entries)
     grown.save(folder)
     return grown

@@ -25,12 +25,19 @@ def index_command(
         Path | None, typer.Option(help="A 'classify train' run whose penultimate features embed the images.")
     ] = None,
     embedder: Annotated[
-        str | None, typer.Option(help="classifier-trunk (with --from-run), histogram or phash.")
+        str | None,
+        typer.Option(
+            help="classifier-trunk or self-supervised (with --from-run; chosen from the run), histogram, phash."
+        ),
     ] = None,
     kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw (approximate); default by size.")] = None,
     model: Annotated[
-        str, typer.Option(help="Without --from-run/--embedder: the classifier trained for retrieval.")
-    ] = "retrieval-supcon",
+        str | None,
+        typer.Option(
+            help="Without --from-run/--embedder: retrieval-supcon (labels) or retrieval-simclr (self-supervised, "
+            "the default when the images have no labels)."
+        ),
+    ] = None,
     base: Annotated[
         str | None, typer.Option(help="The classifier under the contrastive loss (default cls-multires).")
     ] = None,
@@ -41,8 +48,10 @@ def index_command(
     quiet: Quiet = False,
 ) -> None:
     """Embed every image and save a checked index (vectors, entries, manifest of checksums). Without --from-run
-    or --embedder an embedding is trained first (cross-entropy + supervised contrastive loss) into INDEX/model."""
-    from medlearn.apps.retrieval.build import build_index, train_embedding
+    or --embedder an embedding is trained first into INDEX/model: cross-entropy + supervised contrastive loss when
+    the images have labels, SimCLR (two medical-safe views of each image) when they do not."""
+    from medlearn.apps.retrieval.build import build_index, embedder_for_run, train_embedding
+    from medlearn.utils.yaml_files import read_yaml
 
     run_dir = from_run
     if from_run is None and embedder is None:
@@ -50,8 +59,9 @@ def index_command(
             data, out / "model", model=model, base=base, max_minutes=max_minutes, epochs=epochs, modality=modality,
             image_size=image_size, quiet=quiet,
         )  # fmt: skip
-        typer.echo(f"trained {model} in {run_dir}")
-    chosen = embedder or "classifier-trunk"
+        trained = read_yaml(run_dir / "config.yaml")["classification"]["model"]
+        typer.echo(f"trained {trained} in {run_dir}")
+    chosen = embedder or embedder_for_run(run_dir)
     index, info = build_index(data, out, embedder=chosen, run_dir=run_dir, kind=kind)
     typer.echo(
         f"indexed {info['images']} images with {info['embedder']} ({index.dimension} dimensions, {index.kind}) "
@@ -84,27 +94,39 @@ def query_command(
 @retrieve_app.command("evaluate")
 def evaluate_command(
     index: Annotated[Path, typer.Argument(help="An index folder made by 'retrieve index'.")],
-    data: Annotated[str, typer.Option(help="Labelled test images: CSV path,label[,group].")],
+    data: Annotated[str, typer.Option(help="Test images: CSV path,label[,group] (label: for label relevance).")],
+    relevance: Annotated[
+        str, typer.Option(help="label (same label, category retrieval) or group (same group: instance retrieval).")
+    ] = "label",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="HTML report (default: beside --json, same name).")] = None,
 ) -> None:
-    """precision@1/5/10, recall@10 and mAP@10 (same label is relevant; the query's duplicates left out), beside
-    the classical embedders (histogram/texture, perceptual hash) on the same index images."""
+    """precision@1/5/10, recall@10 and mAP@10 (same label relevant by default; the query's duplicates left out),
+    beside the classical embedders (histogram/texture, perceptual hash) on the same index images."""
     import json
 
     from medlearn.apps.retrieval.evaluate import evaluate_index
+    from medlearn.apps.retrieval.report import write_evaluation_report
     from medlearn.utils.atomic import write_text_atomic
 
-    summary = evaluate_index(index, data)
+    evaluation = evaluate_index(index, data, relevance=relevance)
+    summary = evaluation.summary
     rows = [(summary["embedder"], summary), *summary["baseline"].items()]
     for name, scores in rows:
         typer.echo(
             f"{name:<18} P@1 {scores['precision_at_1']:.3f}  P@10 {scores['precision_at_10']:.3f}  "
             f"mAP@10 {scores['map_at_10']:.3f}  R@10 {scores['recall_at_10']:.3f}  {scores['query_ms']:.2f} ms/query"
         )
-    typer.echo(summary["map_definition"])
+    typer.echo(f"relevant: {summary['relevance']}; {summary['map_definition']}")
+    if summary.get("baseline_comparison"):
+        typer.echo(summary["baseline_comparison"]["text"])
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(summary, indent=2) + "\n")
         typer.echo(f"written {json_out}")
+    report = report or (json_out.with_suffix(".html") if json_out is not None else None)
+    if report is not None:
+        write_evaluation_report(evaluation, report, data)
+        typer.echo(f"report {report}")
 
 
 @retrieve_app.command("add")

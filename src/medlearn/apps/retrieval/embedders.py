@@ -6,6 +6,8 @@ whatever is needed to rebuild it (:func:`embedder_from_description`). The index 
 refuses queries embedded by another version.
 
 - ``classifier-trunk``: the penultimate layer of a ``medlearn classify train`` run (reuse; semantic similarity);
+- ``self-supervised``: the trunk features of a SimCLR run (:mod:`medlearn.apps.retrieval.selfsupervised`), for
+  images without labels;
 - ``histogram``: the classical baseline of classification (intensity histogram, GLCM/LBP texture, edge
   directions, thumbnail) on [0, 1]-scaled 128 px images, standardised by the indexed images' statistics;
 - ``phash``: the 64-bit perceptual hash as a +-1 vector (cosine = 1 - 2 Hamming / 64): near-duplicates only.
@@ -26,9 +28,10 @@ from medlearn.data.dedup import perceptual_hash_bits
 from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines.classification import FeatureSpec, extract_features
+from medlearn.evaluation.feature_network import FeatureExtractor, classifier_input
 from medlearn.io import load
 
-EMBEDDERS = ("classifier-trunk", "histogram", "phash")
+EMBEDDERS = ("classifier-trunk", "self-supervised", "histogram", "phash")
 #: Images embedded per batch (bounded memory on large indexes).
 BATCH = 256
 
@@ -45,28 +48,59 @@ def _arrays(paths: Sequence[Path], preprocessing: ClassificationPreprocessing) -
     return np.stack([preprocessing(load(path)) for path in paths]).astype(np.float32)
 
 
-@dataclass
-class ClassifierTrunk:
-    """Penultimate features of a classification run (its own preprocessing of each file)."""
+class RunTrunk:
+    """Trunk features of a trained run: its own preprocessing of each file, then the network up to its feature
+    layer. Subclasses say how the run is loaded."""
 
-    run_dir: Path
-    description: dict = field(init=False)
-
-    def __post_init__(self) -> None:
-        from medlearn.apps.classification.model import TrainedClassifier, weights_path
-        from medlearn.evaluation.feature_network import FeatureExtractor
-
-        trained = TrainedClassifier.from_run_dir(self.run_dir)
-        self.preprocessing = trained.preprocessing
-        self.extractor = FeatureExtractor.from_classifier(trained.model, trained.preprocessing, normalise=False)
-        version = file_sha256(weights_path(Path(self.run_dir)))[:16]
-        self.description = {"name": "classifier-trunk", "version": version, "run": str(Path(self.run_dir).resolve())}
+    preprocessing: ClassificationPreprocessing
+    extractor: FeatureExtractor
+    description: dict
 
     def embed(self, paths: Sequence[Path]) -> np.ndarray:
         chunks = [
             self.extractor(_arrays(paths[i : i + BATCH], self.preprocessing)) for i in range(0, len(paths), BATCH)
         ]
         return np.concatenate(chunks).astype(np.float32)
+
+
+class ClassifierTrunk(RunTrunk):
+    """Penultimate features of a classification run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from medlearn.apps.classification.model import TrainedClassifier
+
+        trained = TrainedClassifier.from_run_dir(run_dir)
+        self.preprocessing = trained.preprocessing
+        self.extractor = FeatureExtractor.from_classifier(trained.model, trained.preprocessing, normalise=False)
+        self.description = {"name": "classifier-trunk", "version": _weights_version(run_dir), "run": _resolved(run_dir)}
+
+
+class SelfSupervisedTrunk(RunTrunk):
+    """Trunk features (before the projection head) of a self-supervised SimCLR run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from medlearn.apps.retrieval.selfsupervised import load_encoder
+
+        model, preprocessing = load_encoder(Path(run_dir))
+        self.preprocessing = preprocessing
+        self.extractor = FeatureExtractor(
+            model,
+            lambda images: classifier_input(images, preprocessing, normalise=False),
+            name="self-supervised",
+            description=f"trunk features of a SimCLR-trained {model.base.__class__.__name__}",
+            feature_layer=model.feature_layer,
+        )
+        self.description = {"name": "self-supervised", "version": _weights_version(run_dir), "run": _resolved(run_dir)}
+
+
+def _weights_version(run_dir: Path) -> str:
+    from medlearn.apps.classification.model import weights_path
+
+    return file_sha256(weights_path(Path(run_dir)))[:16]
+
+
+def _resolved(run_dir: Path) -> str:
+    return str(Path(run_dir).resolve())
 
 
 UNIT_128 = ClassificationPreprocessing(image_size=128, channels=1, intensity="unit")
@@ -121,6 +155,10 @@ def make_embedder(name: str, run_dir: Path | None = None):
         if run_dir is None:
             raise MedlearnError("the classifier-trunk embedder needs a classification run (--from-run)")
         return ClassifierTrunk(Path(run_dir))
+    if name == "self-supervised":
+        if run_dir is None:
+            raise MedlearnError("the self-supervised embedder needs a self-supervised retrieval run")
+        return SelfSupervisedTrunk(Path(run_dir))
     if name == "histogram":
         return HistogramTexture()
     if name == "phash":
@@ -131,12 +169,10 @@ def make_embedder(name: str, run_dir: Path | None = None):
 def embedder_from_description(description: dict):
     """The embedder an index was built with, rebuilt from its manifest entry (same vectors for the same file)."""
     name = description.get("name")
-    if name == "classifier-trunk":
-        embedder = ClassifierTrunk(Path(description["run"]))
+    if name in ("classifier-trunk", "self-supervised"):
+        embedder = make_embedder(name, Path(description["run"]))
         if embedder.description["version"] != description.get("version"):
-            raise MedlearnError(
-                "the classification run's weights changed since the index was built: re-index", description["run"]
-            )
+            raise MedlearnError("the run's weights changed since the index was built: re-index", description["run"])
         return embedder
     if name == "histogram":
         return HistogramTexture(np.asarray(description["mean"]), np.asarray(description["std"]))

@@ -68,10 +68,11 @@ def thumbnail_png(path: Path, size: int = 96) -> bytes:
     return buffer.getvalue()
 
 
-def _cell(path: Path, lines: Sequence[str], flagged: bool = False) -> str:
+def thumbnail_cell(path: Path, lines: Sequence[str], outline: str | None = None) -> str:
+    """A table cell with the image's thumbnail and caption lines, outlined in colour ``outline`` if given."""
     from medlearn.report.plots import png_data_uri
 
-    style = ' style="outline:3px solid #9a5b00"' if flagged else ""
+    style = f' style="outline:3px solid {outline}"' if outline else ""
     text = "<br>".join(escape(line) for line in lines)
     return (
         f'<td{style}><img src="{png_data_uri(thumbnail_png(path))}" alt="{escape(path.name)}" width="96"><br>'
@@ -88,9 +89,13 @@ def _page(rows: list[dict], queries: Sequence[Sample], k: int, embedder: str) ->
     )
     for query in queries:
         mine = [row for row in rows if row["query"] == str(query.path)]
-        cells = [_cell(query.path, ["query", query.path.name])]
+        cells = [thumbnail_cell(query.path, ["query", query.path.name])]
         cells += [
-            _cell(Path(r["path"]), [f"#{r['rank']} {r['similarity']:.3f}", r["label"] or "-"], r["same_group_as_query"])
+            thumbnail_cell(
+                Path(r["path"]),
+                [f"#{r['rank']} {r['similarity']:.3f}", r["label"] or "-"],
+                "#9a5b00" if r["same_group_as_query"] else None,
+            )
             for r in mine
         ]
         report.add_html(Markup(f'<div class="table-wrap"><table><tr>{"".join(cells)}</tr></table></div>'))
