@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from inference_speed import measure_inference  # noqa: E402
-from medlearn.apps.classification.train import TrainRequest, train_classifier  # noqa: E402
+from medlearn.apps.classification.train import ClassificationTrainRequest, train_classifier  # noqa: E402
 from results_table import replace_section  # noqa: E402
 
 METHODS = {
@@ -45,7 +45,7 @@ METHODS = {
 def run_method(name: str, workdir: Path, *, group_duplicates: bool = True, seed: int = 0) -> dict:
     model, size, epochs, batch, lr, minutes, *extra = METHODS[name]
     out = workdir / f"{name}{'' if group_duplicates else '-random-split'}{f'-seed{seed}' if seed else ''}"
-    request = TrainRequest.build(
+    request = ClassificationTrainRequest.build(
         data="br35h",
         out=out,
         overrides={

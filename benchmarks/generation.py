@@ -49,11 +49,11 @@ def write_manifests(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def train_feature_classifier(train_csv: Path, out: Path, minutes: float) -> Path:
-    from medlearn.apps.classification.train import TrainRequest, train_classifier
+    from medlearn.apps.classification.train import ClassificationTrainRequest, train_classifier
 
     if (out / "checkpoints" / "best").is_dir():
         return out
-    request = TrainRequest.build(
+    request = ClassificationTrainRequest.build(
         data=str(train_csv),
         out=out,
         overrides={

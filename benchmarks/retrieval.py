@@ -227,7 +227,7 @@ def markdown(results: dict) -> str:
         lines.append(
             f"The self-supervised embedding (retrieval-simclr, labels withheld): {ssl['epochs']} epochs in "
             f"{ssl['minutes']} min; on its held-out views the right partner was the nearest for "
-            f"{ssl['view_top1']:.1%} of images."
+            f"{ssl['view_top1']:.1%} of images. `{results.get('self_supervised_command', '')}`"
         )
     found = results.get("instance")
     if found:
@@ -235,7 +235,8 @@ def markdown(results: dict) -> str:
             "",
             f"Instance retrieval: the {found['index_images']} test images index themselves; relevant = the query's "
             "near-duplicate group (perceptual-hash clusters: phash defines the groups, so its row is near-perfect by "
-            "construction); only the query's own file left out; queries without a group mate not scored.",
+            "construction); only the query's own file left out; queries without a group mate not scored. "
+            f"`{found.get('command', '')}`",
             "",
             "| embedder | queries scored | P@1 (95% CI) | mAP@10 (95% CI) | R@10 |",
             "|---|---|---|---|---|",

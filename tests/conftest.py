@@ -23,12 +23,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs two workers) each worker gets its share of the cores: two processes
-    with torch's default of one thread per core would each slow the other's small convolutions many times."""
+    with one thread per core each would slow the other many times (torch's small convolutions; ITK's registration,
+    whose threads meet at a barrier every iteration: a 3 s registration test took 66 s beside a busy worker)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
+        import faiss
+        import SimpleITK as sitk
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+        share = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(share)
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(share)
+        faiss.omp_set_num_threads(share)
 
 
 @pytest.hookimpl(hookwrapper=True)

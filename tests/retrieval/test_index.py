@@ -93,3 +93,20 @@ def test_embedding_duplicates_beyond_the_hash_groups():
     pairs = embedding_duplicates(VectorIndex(vectors, entries, EMBEDDER), min_similarity=0.99)
     assert {(p.first, p.second) for p in pairs} == {("a", "b"), ("c", "d")}
     assert [(p.first, p.second) for p in beyond_hashes(pairs)] == [("a", "b")]
+
+
+def test_an_hnsw_index_saves_whatever_swig_module_was_imported_after_faiss(tmp_path):
+    import subprocess
+    import sys
+
+    # faiss then SimpleITK in one process: both are SWIG modules, and faiss.serialize_index then fails
+    script = (
+        "import faiss, SimpleITK, numpy as np\n"
+        "from medlearn.apps.retrieval.index import Entry, VectorIndex\n"
+        "v = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)\n"
+        "i = VectorIndex(v, [Entry(f'v{n}') for n in range(50)], {'name': 'phash', 'version': '1'}, kind='hnsw')\n"
+        f"print(len(VectorIndex.load(i.save({str(tmp_path / 'idx')!r}))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "50"

@@ -148,6 +148,7 @@ def test_data_audit_uses_an_index_for_near_duplicates(br35h_sets: dict, tmp_path
     assert main(["data", "audit", str(br35h_sets["train"]), "--index", str(index), "--json", str(report)]) == 0
     found = json.loads(report.read_text())["embedding_duplicates"]
     assert found["embedder"] == "histogram" and found["pairs"] >= len(found["beyond_hashes"])
+    assert found["min_similarity_reason"] != "given" and 0.0 < found["min_similarity"] <= 1.0
     assert 0.0 < found["nearest_neighbour_similarity"]["p50"] <= 1.0
 
 

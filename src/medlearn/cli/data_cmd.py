@@ -24,7 +24,12 @@ def audit_command(
     index: Annotated[
         Path | None, typer.Option(help="A 'retrieve index' of these images: near-duplicates by embedding too.")
     ] = None,
-    min_similarity: Annotated[float, typer.Option(help="Cosine similarity of embedding near-duplicates.")] = 0.98,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(
+            help="Cosine similarity of embedding near-duplicates (default: calibrated on the index's hash duplicates)."
+        ),
+    ] = None,
 ) -> None:
     """Report duplicate groups, class balance, image sizes/modes and duplicates that straddle a split; with --index,
     also the image pairs whose embeddings are near-identical but whose perceptual hashes differ."""
@@ -78,24 +83,33 @@ def audit_command(
         console.print(f"written {json_out}")
 
 
-def _embedding_duplicates(console, folder: Path, min_similarity: float) -> dict:
+def _embedding_duplicates(console, folder: Path, min_similarity: float | None) -> dict:
     """Print and return the embedding near-duplicates of an index (pairs beyond the hash groups listed)."""
     from dataclasses import asdict
 
-    from medlearn.apps.retrieval.duplicates import beyond_hashes, embedding_duplicates, similarity_summary
+    from medlearn.apps.retrieval.duplicates import (
+        beyond_hashes,
+        calibrated_min_similarity,
+        embedding_duplicates,
+        similarity_summary,
+    )
     from medlearn.apps.retrieval.index import VectorIndex
 
     loaded = VectorIndex.load(folder)
+    reason = "given"
+    if min_similarity is None:
+        min_similarity, reason = calibrated_min_similarity(loaded)
     pairs = embedding_duplicates(loaded, min_similarity)
     extra = beyond_hashes(pairs)
     console.print(
-        f"embedding near-duplicates (cosine >= {min_similarity}, {loaded.embedder.get('name')}): {len(pairs)} pairs, "
-        f"{len(extra)} of them not found by perceptual hashing"
+        f"embedding near-duplicates (cosine >= {min_similarity}, {reason}; {loaded.embedder.get('name')}): "
+        f"{len(pairs)} pairs, {len(extra)} of them not found by perceptual hashing"
     )
     for pair in extra[:10]:
         console.print(f"[yellow]similar content[/yellow] {pair.first} ~ {pair.second} ({pair.similarity:.4f})")
     return {
         "min_similarity": min_similarity,
+        "min_similarity_reason": reason,
         "embedder": loaded.embedder.get("name"),
         "pairs": len(pairs),
         "beyond_hashes": [asdict(pair) for pair in extra],

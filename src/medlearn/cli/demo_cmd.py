@@ -23,7 +23,7 @@ def demo(
     """Train on Br35H brain MRI (tumour yes/no) with a duplicate-aware 70/15/15 split, test, write the report."""
     import time
 
-    from medlearn.apps.classification.train import TrainRequest, train_classifier
+    from medlearn.apps.classification.train import ClassificationTrainRequest, train_classifier
 
     out = out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     typer.echo(f"medlearn demo: Br35H brain-MRI tumour classification -> {out}")
@@ -31,7 +31,7 @@ def demo(
         "classification": {"model": model, "modality": "MR", "test_fraction": 0.15, "val_fraction": 0.15},
         "training": {"max_minutes": max_minutes, "epochs": epochs},
     }
-    request = TrainRequest.build(data="br35h", out=out, overrides=overrides)
+    request = ClassificationTrainRequest.build(data="br35h", out=out, overrides=overrides)
     outcome = train_classifier(request, quiet=quiet)
     m = outcome.metrics
     typer.echo(

@@ -2,7 +2,8 @@
 
 import warnings
 
-from medlearn.apps.classification.train import TrainOutcome, TrainRequest, resume_classifier, train_classifier  # noqa: F401
+from medlearn.apps.classification.train import ClassificationTrainRequest as TrainRequest  # noqa: F401
+from medlearn.apps.classification.train import TrainOutcome, resume_classifier, train_classifier  # noqa: F401
 
 warnings.warn(
     "medlearn.workflows.classification_run moved to medlearn.apps.classification.train;"

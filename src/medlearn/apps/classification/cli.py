@@ -56,7 +56,7 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier on a duplicate-aware split and write the run directory with its report."""
-    from medlearn.apps.classification.train import TrainRequest, resume_classifier, train_classifier
+    from medlearn.apps.classification.train import ClassificationTrainRequest, resume_classifier, train_classifier
 
     if resume is not None:
         outcome = resume_classifier(resume, strict=strict, quiet=quiet)
@@ -83,7 +83,7 @@ def train(
                 "compile": True if compile_model else None,
             },
         }
-        request = TrainRequest.build(data=data, out=out, config_file=config, overrides=overrides)
+        request = ClassificationTrainRequest.build(data=data, out=out, config_file=config, overrides=overrides)
         outcome = train_classifier(request, strict=strict, quiet=quiet)
     typer.echo(f"report: {outcome.report}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import medlearn
@@ -18,6 +18,7 @@ from medlearn.apps.classification.evaluate import report_after_training
 from medlearn.apps.classification.model import positive_index
 from medlearn.apps.classification.settings import ClassifierSettings
 from medlearn.apps.classification.task import ClassificationTask, inverse_frequency_weights
+from medlearn.apps.common.request import TrainOutcome, TrainRequest
 from medlearn.apps.common.run_info import announce
 from medlearn.data.sources import load_samples
 from medlearn.data.splits import Split
@@ -26,7 +27,6 @@ from medlearn.engine.reproducibility import make_loader_generator, seed_everythi
 from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
 from medlearn.models import create_model, model_defaults
-from medlearn.utils.settings import merge_layers
 from medlearn.utils.yaml_files import read_yaml
 
 log = logging.getLogger("medlearn")
@@ -45,30 +45,13 @@ CLASSIFICATION_TRAINING_DEFAULTS = {
 }
 
 
-@dataclass
-class TrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: ClassifierSettings
-    training: dict
-
-    @classmethod
-    def build(cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None):
-        defaults = {"classification": {}, "training": CLASSIFICATION_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        return cls(str(data), Path(out), ClassifierSettings.from_dict(merged["classification"]), merged["training"])
+class ClassificationTrainRequest(TrainRequest[ClassifierSettings]):
+    section = "classification"
+    settings_type = ClassifierSettings
+    training_defaults = CLASSIFICATION_TRAINING_DEFAULTS
 
 
-@dataclass
-class TrainOutcome:
-    run_dir: Path
-    report: Path
-    metrics: dict
-
-
-def train_classifier(request: TrainRequest, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
+def train_classifier(request: ClassificationTrainRequest, *, strict: bool = False, quiet: bool = False) -> TrainOutcome:
     """Fresh run: group duplicates, split, decode once, train, evaluate on the held-out part, report."""
 
     config = TrainConfig.from_dict(request.training)

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.common import run_evaluation
 from medlearn.apps.detection.annotations import ImageObjects, load_detection_samples, read_objects
 from medlearn.apps.detection.baseline import RunBaseline, run_baseline
 from medlearn.apps.detection.cases import voxel_size_mm
 from medlearn.apps.detection.model import Detections, TrainedDetector, detections_on_image
-from medlearn.data.splits import Split
 from medlearn.evaluation.baselines import compare_to_baseline
 from medlearn.evaluation.detection import (
     FROC,
@@ -35,13 +34,11 @@ from medlearn.evaluation.detection import (
 from medlearn.io import load
 from medlearn.io.image import MedicalImage, provenance_marks
 from medlearn.planning.preparation import prepare_image
-from medlearn.utils.atomic import write_text_atomic
 
 #: The false-positive rate whose score threshold is the report's operating point.
 OPERATING_FP_RATE = 1.0
 #: Objects per size bin below which the bins are the distinct radii (hybrid sets), else tertiles.
 MAX_DISTINCT_RADII = 6
-VAL_METRICS_FILE = "val_metrics.json"
 
 
 @dataclass
@@ -158,75 +155,53 @@ def sensitivity_by_radius(results: Sequence[ImageResult], threshold: float) -> l
     ]
 
 
+class DetectionScorer:
+    """How ``detect evaluate`` and the end of ``detect train`` score a run."""
+
+    noun, items = "Detection", "image(s)"
+
+    def __init__(self, run_dir: Path, *, tta: bool | None = None) -> None:
+        self.run_dir, self.tta = Path(run_dir), tta
+        self.detector = TrainedDetector.from_run_dir(run_dir)
+        self.baseline = run_baseline(run_dir)
+
+    def score(self, samples) -> tuple[list[ImageResult], dict]:
+        results = evaluate_images(self.detector, samples, baseline=self.baseline, tta=self.tta)
+        return results, summarize(results, self.baseline)
+
+    def write_report(self, path: Path, results, summary, *, title, evaluated_on, history) -> Path:
+        from medlearn.apps.detection.report import write_detection_report  # on first use: matplotlib
+
+        fingerprint = None
+        fingerprint_file = self.run_dir / "fingerprint.json"
+        if fingerprint_file.is_file():
+            fingerprint = json.loads(fingerprint_file.read_text(encoding="utf-8"))
+        return write_detection_report(
+            path,
+            title=title,
+            evaluated_on=evaluated_on,
+            summary=summary,
+            results=results,
+            plan=self.detector.plan.to_dict(),
+            settings=self.detector.settings.to_dict(),
+            config=self.detector.config or {},
+            history=history,
+            fingerprint=fingerprint,
+        )
+
+
 def report_after_training(run_dir: Path, fit_result) -> tuple[Path | None, dict]:
     """Evaluate the best checkpoint on the run's validation images and write ``report.html``."""
-    split = Split.from_csv(Path(run_dir) / "split.csv")
-    if not split.val:
-        return None, {}
-    detector = TrainedDetector.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_images(detector, split.val, baseline=baseline)
-    summary = summarize(results, baseline)
-    summary["evaluated_on"] = "validation"
-    write_text_atomic(Path(run_dir) / VAL_METRICS_FILE, json.dumps(summary, indent=2))
-    report = _write_report(
-        Path(run_dir) / "report.html",
-        detector,
-        results,
-        summary,
-        title=f"Detection run {Path(run_dir).name}",
-        evaluated_on=f"the {len(results)} validation image(s) of the run",
-        history=list(fit_result.history),
-        run_dir=Path(run_dir),
-    )
-    return report, summary
+    return run_evaluation.report_after_training(DetectionScorer(run_dir), run_dir, fit_result.history)
 
 
 def evaluate_run(
     run_dir: Path, data: str, *, json_path: Path | None = None, report_path: Path | None = None, tta: bool | None = None
 ) -> tuple[dict, Path]:
     """``detect evaluate``: the run's best model and its baseline on the annotated images of ``data``."""
-    run_dir = Path(run_dir)
-    detector = TrainedDetector.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_images(detector, load_detection_samples(data), baseline=baseline, tta=tta)
-    summary = summarize(results, baseline)
-    summary["evaluated_on"] = str(data)
-    if json_path is not None:
-        write_text_atomic(json_path, json.dumps(summary, indent=2))
-    report_path = report_path or run_dir / f"evaluation-{data_slug(data)}.html"
-    _write_report(
-        report_path,
-        detector,
-        results,
-        summary,
-        title=f"Detection evaluation of {run_dir.name}",
-        evaluated_on=str(data),
-        history=read_history(run_dir),
-        run_dir=run_dir,
-    )
-    return summary, report_path
-
-
-def _write_report(path: Path, detector: TrainedDetector, results, summary, *, title, evaluated_on, history, run_dir):
-    from medlearn.apps.detection.report import write_detection_report  # on first use: matplotlib
-
-    fingerprint = None
-    fingerprint_file = run_dir / "fingerprint.json"
-    if fingerprint_file.is_file():
-        fingerprint = json.loads(fingerprint_file.read_text(encoding="utf-8"))
-    return write_detection_report(
-        path,
-        title=title,
-        evaluated_on=evaluated_on,
-        summary=summary,
-        results=results,
-        plan=detector.plan.to_dict(),
-        settings=detector.settings.to_dict(),
-        config=detector.config or {},
-        history=history,
-        fingerprint=fingerprint,
-    )
+    scorer = DetectionScorer(run_dir, tta=tta)
+    samples = load_detection_samples(data)
+    return run_evaluation.evaluate_run_on(scorer, run_dir, samples, data, json_path=json_path, report_path=report_path)
 
 
 def _curve_points(curve: FROC) -> list[dict]:

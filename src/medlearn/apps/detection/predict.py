@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.detection.evaluate import VAL_METRICS_FILE
+from medlearn.apps.common.run_evaluation import VAL_METRICS_FILE
 from medlearn.apps.detection.model import Detections, TrainedDetector
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, write_table

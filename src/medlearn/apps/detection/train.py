@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 import medlearn
+from medlearn.apps.common.request import TrainOutcome, TrainRequest
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.detection.annotations import load_detection_samples
 from medlearn.apps.detection.baseline import fit_and_store
@@ -40,42 +41,14 @@ from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint_pairs
 from medlearn.planning.plan import SegmentationPlan, make_plan
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
 
-@dataclass
-class DetectionTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: DetectorSettings
-    training: dict
-    val_data: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        data: str,
-        out: Path,
-        val_data: str | None = None,
-        config_file: Path | None = None,
-        overrides: dict | None = None,
-    ) -> DetectionTrainRequest:
-        defaults = {"detection": {}, "training": DETECTION_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        settings = DetectorSettings.from_dict(merged["detection"])
-        return cls(str(data), Path(out), settings, merged["training"], val_data)
-
-
-@dataclass
-class DetectionOutcome:
-    run_dir: Path
-    report: Path | None
-    metrics: dict
+class DetectionTrainRequest(TrainRequest[DetectorSettings]):
+    section = "detection"
+    settings_type = DetectorSettings
+    training_defaults = DETECTION_TRAINING_DEFAULTS
 
 
 def train_detector(
@@ -83,7 +56,7 @@ def train_detector(
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
-) -> DetectionOutcome:
+) -> TrainOutcome:
     """Fresh run on the annotated images of ``request.data`` (validation: ``request.val_data`` or a held-out
     share of the images, by group); ``show_plan`` is called with the plan before training starts."""
     settings = request.settings
@@ -129,7 +102,7 @@ def train_detector(
     return _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
 
 
-def resume_detector(run_dir: Path, *, quiet: bool = False) -> DetectionOutcome:
+def resume_detector(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded plan, settings and split."""
     run = RunDir.open(run_dir)
     config, plan, settings = read_detection_run(run)
@@ -151,7 +124,7 @@ def _prepare(
 
 def _train_and_report(
     run, settings: DetectorSettings, plan: SegmentationPlan, training: dict, cases, *, quiet: bool, resume: bool
-) -> DetectionOutcome:
+) -> TrainOutcome:
     config = TrainConfig.from_dict(training)
     log.info("detection: %d training, %d validation images; plan %s", len(cases["train"]), len(cases["val"]), plan)
     seed_everything(config.seed)
@@ -180,4 +153,4 @@ def _train_and_report(
     )
     result = Trainer(task, model, train_loader, val_loader, config, run, quiet=quiet).fit(resume=resume)
     report, metrics = report_after_training(run.path, result)
-    return DetectionOutcome(run.path, report, metrics)
+    return TrainOutcome(run.path, report, metrics)

@@ -10,12 +10,12 @@ in its ``label`` column), checkpoints, ``metrics.csv``/``.json``, ``val_metrics.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import medlearn
+from medlearn.apps.common.request import TrainOutcome, TrainRequest
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.enhancement.evaluate import report_after_training
 from medlearn.apps.enhancement.settings import (
@@ -42,37 +42,17 @@ from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
 from medlearn.io import load
 from medlearn.planning.normalization import IMAGES_MEASURED, ImageIntensity, choose_image_normalization
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
 
-@dataclass
-class EnhancementTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: EnhancerSettings
-    training: dict
-
-    @classmethod
-    def build(
-        cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None
-    ) -> EnhancementTrainRequest:
-        defaults = {TASK: {}, "training": ENHANCEMENT_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        return cls(str(data), Path(out), EnhancerSettings.from_dict(merged[TASK]), merged["training"])
+class EnhancementTrainRequest(TrainRequest[EnhancerSettings]):
+    section = TASK
+    settings_type = EnhancerSettings
+    training_defaults = ENHANCEMENT_TRAINING_DEFAULTS
 
 
-@dataclass
-class EnhancementOutcome:
-    run_dir: Path
-    report: Path | None
-    metrics: dict
-
-
-def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> EnhancementOutcome:
+def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> TrainOutcome:
     """Fresh run on the files of ``request.data`` (validation: a held-out share of the files, by group)."""
 
     settings = request.settings
@@ -98,7 +78,7 @@ def train_enhancer(request: EnhancementTrainRequest, *, quiet: bool = False) -> 
     return _train_and_report(run, settings, config, slices, quiet=quiet, resume=False)
 
 
-def resume_enhancer(run_dir: Path, *, max_minutes: float | None = None, quiet: bool = False) -> EnhancementOutcome:
+def resume_enhancer(run_dir: Path, *, max_minutes: float | None = None, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded settings and split;
     ``max_minutes`` replaces the recorded time budget (the run's total training time when the budget sizes the
     schedule, this invocation's when it only interrupts)."""
@@ -154,7 +134,7 @@ def _load(split: Split, settings: EnhancerSettings) -> dict[str, list]:
     }
 
 
-def _train_and_report(run, settings: EnhancerSettings, config, slices, *, quiet, resume) -> EnhancementOutcome:
+def _train_and_report(run, settings: EnhancerSettings, config, slices, *, quiet, resume) -> TrainOutcome:
 
     spec = settings.spec
     log.info(
@@ -184,4 +164,4 @@ def _train_and_report(run, settings: EnhancerSettings, config, slices, *, quiet,
         report, metrics = report_after_training(run.path, result, slices["val"], "the held-out validation files")
     else:  # a single file: nothing was held out, so the report can only show a training slice
         report, metrics = report_after_training(run.path, result, slices["train"][:1], "a TRAINING slice")
-    return EnhancementOutcome(run.path, report, metrics)
+    return TrainOutcome(run.path, report, metrics)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import medlearn
 from medlearn.apps.classification.train import default_cache_dir
+from medlearn.apps.common.request import TrainRequest
 from medlearn.apps.generation.data import GenerationImages, check_enough_images, image_classes, load_generation_images
 from medlearn.apps.generation.evaluate import BASELINE_FILE, report_after_training
 from medlearn.apps.generation.features import feature_network
@@ -31,7 +32,6 @@ from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
 from medlearn.evaluation.baselines.generation import fit_pca_gaussian
 from medlearn.utils.atomic import write_bytes_atomic
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
@@ -40,20 +40,10 @@ SAMPLES_DIR = "samples"
 GRID_SIZE = 64
 
 
-@dataclass
-class GenerationTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: GeneratorSettings
-    training: dict
-
-    @classmethod
-    def build(cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None):
-        defaults = {"generation": {}, "training": GENERATION_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        return cls(str(data), Path(out), GeneratorSettings.from_dict(merged["generation"]), merged["training"])
+class GenerationTrainRequest(TrainRequest[GeneratorSettings]):
+    section = "generation"
+    settings_type = GeneratorSettings
+    training_defaults = GENERATION_TRAINING_DEFAULTS
 
 
 @dataclass

@@ -3,7 +3,6 @@ intensity-threshold box, on each volume's own grid; JSON and the HTML report."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,19 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.common import run_evaluation
 from medlearn.apps.localisation.box_baseline import BoxBaseline, run_baseline
 from medlearn.apps.localisation.box_model import TrainedBoxLocaliser
 from medlearn.apps.localisation.boxes import ImageBoxes, read_boxes
 from medlearn.apps.localisation.landmarks import load_localisation_samples
-from medlearn.data.splits import Split
 from medlearn.evaluation.baselines import compare_to_baseline
 from medlearn.evaluation.boxes import box_metrics, summarize_boxes
 from medlearn.evaluation.classification import to_jsonable
 from medlearn.io.image import provenance_marks
-from medlearn.utils.atomic import write_text_atomic
-
-VAL_METRICS_FILE = "val_metrics.json"
 
 
 @dataclass
@@ -82,64 +77,45 @@ def summarize(results: Sequence[BoxResult], structures: Sequence[str], baseline:
     return to_jsonable(summary)
 
 
+class BoxScorer:
+    """How ``localise evaluate`` and the end of ``localise train`` score a box run."""
+
+    noun, items = "Box localisation", "volume(s)"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.localiser = TrainedBoxLocaliser.from_run_dir(run_dir)
+        self.baseline = run_baseline(run_dir)
+
+    def score(self, samples) -> tuple[list[BoxResult], dict]:
+        results = evaluate_volumes(self.localiser, samples, baseline=self.baseline)
+        return results, summarize(results, self.localiser.settings.structures, self.baseline)
+
+    def write_report(self, path: Path, results, summary, *, title, evaluated_on, history) -> Path:
+        from medlearn.apps.localisation.box_report import write_box_report  # on first use: matplotlib
+
+        return write_box_report(
+            path,
+            title=title,
+            evaluated_on=evaluated_on,
+            summary=summary,
+            results=results,
+            plan=self.localiser.plan.to_dict(),
+            settings=self.localiser.settings.to_dict(),
+            config=self.localiser.config or {},
+            history=history,
+        )
+
+
 def report_after_training(run_dir: Path, fit_result) -> tuple[Path | None, dict]:
-    split = Split.from_csv(Path(run_dir) / "split.csv")
-    if not split.val:
-        return None, {}
-    localiser = TrainedBoxLocaliser.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_volumes(localiser, split.val, baseline=baseline)
-    summary = summarize(results, localiser.settings.structures, baseline)
-    summary["evaluated_on"] = "validation"
-    write_text_atomic(Path(run_dir) / VAL_METRICS_FILE, json.dumps(summary, indent=2))
-    report = _write_report(
-        Path(run_dir) / "report.html",
-        localiser,
-        results,
-        summary,
-        title=f"Box localisation run {Path(run_dir).name}",
-        evaluated_on=f"the {len(results)} validation volume(s) of the run",
-        history=list(fit_result.history),
-    )
-    return report, summary
+    """Evaluate the best checkpoint on the run's validation volumes and write ``report.html``."""
+    return run_evaluation.report_after_training(BoxScorer(run_dir), run_dir, fit_result.history)
 
 
 def evaluate_box_run(
     run_dir: Path, data: str, *, json_path: Path | None = None, report_path: Path | None = None
 ) -> tuple[dict, Path]:
     """``localise evaluate`` of a box run."""
-    run_dir = Path(run_dir)
-    localiser = TrainedBoxLocaliser.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_volumes(localiser, load_localisation_samples(data), baseline=baseline)
-    summary = summarize(results, localiser.settings.structures, baseline)
-    summary["evaluated_on"] = str(data)
-    if json_path is not None:
-        write_text_atomic(json_path, json.dumps(summary, indent=2))
-    report_path = report_path or run_dir / f"evaluation-{data_slug(data)}.html"
-    _write_report(
-        report_path,
-        localiser,
-        results,
-        summary,
-        title=f"Box localisation evaluation of {run_dir.name}",
-        evaluated_on=str(data),
-        history=read_history(run_dir),
-    )
-    return summary, report_path
-
-
-def _write_report(path: Path, localiser: TrainedBoxLocaliser, results, summary, *, title, evaluated_on, history):
-    from medlearn.apps.localisation.box_report import write_box_report  # on first use: matplotlib
-
-    return write_box_report(
-        path,
-        title=title,
-        evaluated_on=evaluated_on,
-        summary=summary,
-        results=results,
-        plan=localiser.plan.to_dict(),
-        settings=localiser.settings.to_dict(),
-        config=localiser.config or {},
-        history=history,
+    samples = load_localisation_samples(data)
+    return run_evaluation.evaluate_run_on(
+        BoxScorer(run_dir), run_dir, samples, data, json_path=json_path, report_path=report_path
     )

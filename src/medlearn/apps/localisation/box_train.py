@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 import medlearn
+from medlearn.apps.common.request import TrainOutcome
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.localisation.box_baseline import fit_and_store
 from medlearn.apps.localisation.box_evaluate import report_after_training
@@ -24,7 +25,7 @@ from medlearn.apps.localisation.boxes import (
     read_boxes,
     structure_names,
 )
-from medlearn.apps.localisation.request import LocalisationOutcome, LocalisationTrainRequest
+from medlearn.apps.localisation.request import LocalisationTrainRequest
 from medlearn.apps.localisation.settings import build_localisation_model, read_localisation_run, recorded_model_kwargs
 from medlearn.data.splits import Split
 from medlearn.engine.config import TrainConfig
@@ -47,7 +48,7 @@ def train_box_localiser(
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
-) -> LocalisationOutcome:
+) -> TrainOutcome:
     """Fresh box run on ``split`` (``request.settings.model`` localises boxes)."""
     settings = request.settings
     train = [read_boxes(sample) for sample in split.train]
@@ -86,10 +87,10 @@ def train_box_localiser(
     if baseline.threshold is not None:
         announce(f"classical baseline: {baseline.describe()}", quiet=quiet)
     run_dir, report, metrics = _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
-    return LocalisationOutcome(run_dir, report, metrics)
+    return TrainOutcome(run_dir, report, metrics)
 
 
-def resume_box_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationOutcome:
+def resume_box_localiser(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
     run = RunDir.open(run_dir)
     config, plan, settings = read_localisation_run(run)
     split = Split.from_csv(run.path / "split.csv")
@@ -100,7 +101,7 @@ def resume_box_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationO
         for part, samples in (("train", split.train), ("val", split.val))
     }
     result = _train_and_report(run, settings, plan, config["training"], cases, quiet=quiet, resume=True)
-    return LocalisationOutcome(*result)
+    return TrainOutcome(*result)
 
 
 def _label_image(item: ImageBoxes, names) -> MedicalImage:

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from medlearn.apps.common.request import TrainOutcome
 from medlearn.apps.localisation.box_train import resume_box_localiser, train_box_localiser
 from medlearn.apps.localisation.landmark_train import resume_landmark_localiser, train_landmark_localiser
 from medlearn.apps.localisation.landmarks import load_localisation_samples
-from medlearn.apps.localisation.request import LocalisationOutcome, LocalisationTrainRequest
+from medlearn.apps.localisation.request import LocalisationTrainRequest
 from medlearn.apps.localisation.settings import BOX_MODELS, DEFAULT_BOX_MODEL, DEFAULT_MODEL, read_localisation_run
 from medlearn.data.splits import Split, make_split
 from medlearn.engine.rundir import RunDir
@@ -49,7 +50,7 @@ def train_localiser(
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
-) -> LocalisationOutcome:
+) -> TrainOutcome:
     """Fresh run on ``request.data`` (validation: ``request.val_data`` or a held-out share of the images)."""
     samples = load_localisation_samples(request.data)
     boxes = holds_boxes(Path(samples[0].target))
@@ -69,7 +70,7 @@ def train_localiser(
     return train(request, split, quiet=quiet, show_plan=show_plan)
 
 
-def resume_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationOutcome:
+def resume_localiser(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted landmark or box run."""
     _, _, settings = read_localisation_run(RunDir.open(run_dir))
     return (resume_box_localiser if settings.boxes else resume_landmark_localiser)(run_dir, quiet=quiet)

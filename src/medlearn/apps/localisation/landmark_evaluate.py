@@ -8,7 +8,6 @@ share its deformation and contrast).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,21 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.common.run_info import data_slug, read_history
+from medlearn.apps.common import run_evaluation
 from medlearn.apps.localisation.landmark_baseline import RunBaseline, run_baseline
 from medlearn.apps.localisation.landmark_model import Landmarks, TrainedLocaliser, landmarks_on_image
 from medlearn.apps.localisation.landmarks import ImageLandmarks, load_localisation_samples, read_landmarks
-from medlearn.data.splits import Split
 from medlearn.evaluation.baselines import compare_to_baseline
 from medlearn.evaluation.classification import to_jsonable
 from medlearn.io.geometry import voxel_to_world
 from medlearn.io.image import provenance_marks
 from medlearn.planning.preparation import planned_affine, prepare_image
-from medlearn.utils.atomic import write_text_atomic
 
 SUCCESS_RADII_MM = (2.0, 4.0)
 BOOTSTRAP = 1000
-VAL_METRICS_FILE = "val_metrics.json"
 
 
 @dataclass
@@ -123,67 +119,47 @@ def summarize(results: Sequence[ImageResult], baseline: RunBaseline | None = Non
     return to_jsonable(summary)
 
 
+class LandmarkScorer:
+    """How ``localise evaluate`` and the end of ``localise train`` score a landmark run."""
+
+    noun, items = "Localisation", "image(s)"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.localiser = TrainedLocaliser.from_run_dir(run_dir)
+        self.baseline = run_baseline(run_dir)
+
+    def score(self, samples) -> tuple[list[ImageResult], dict]:
+        results = evaluate_images(self.localiser, samples, baseline=self.baseline)
+        return results, summarize(results, self.baseline)
+
+    def write_report(self, path: Path, results, summary, *, title, evaluated_on, history) -> Path:
+        from medlearn.apps.localisation.landmark_report import write_localisation_report  # on first use: matplotlib
+
+        return write_localisation_report(
+            path,
+            title=title,
+            evaluated_on=evaluated_on,
+            summary=summary,
+            results=results,
+            plan=self.localiser.plan.to_dict(),
+            settings=self.localiser.settings.to_dict(),
+            config=self.localiser.config or {},
+            history=history,
+        )
+
+
 def report_after_training(run_dir: Path, fit_result) -> tuple[Path | None, dict]:
     """Evaluate the best checkpoint on the run's validation images and write ``report.html``."""
-    split = Split.from_csv(Path(run_dir) / "split.csv")
-    if not split.val:
-        return None, {}
-    localiser = TrainedLocaliser.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_images(localiser, split.val, baseline=baseline)
-    summary = summarize(results, baseline)
-    summary["evaluated_on"] = "validation"
-    write_text_atomic(Path(run_dir) / VAL_METRICS_FILE, json.dumps(summary, indent=2))
-    report = _write_report(
-        Path(run_dir) / "report.html",
-        localiser,
-        results,
-        summary,
-        title=f"Localisation run {Path(run_dir).name}",
-        evaluated_on=f"the {len(results)} validation image(s) of the run",
-        history=list(fit_result.history),
-    )
-    return report, summary
+    return run_evaluation.report_after_training(LandmarkScorer(run_dir), run_dir, fit_result.history)
 
 
 def evaluate_run(
     run_dir: Path, data: str, *, json_path: Path | None = None, report_path: Path | None = None
 ) -> tuple[dict, Path]:
     """``localise evaluate``: the run's best model and its baseline on the landmark files of ``data``."""
-    run_dir = Path(run_dir)
-    localiser = TrainedLocaliser.from_run_dir(run_dir)
-    baseline = run_baseline(run_dir)
-    results = evaluate_images(localiser, load_localisation_samples(data), baseline=baseline)
-    summary = summarize(results, baseline)
-    summary["evaluated_on"] = str(data)
-    if json_path is not None:
-        write_text_atomic(json_path, json.dumps(summary, indent=2))
-    report_path = report_path or run_dir / f"evaluation-{data_slug(data)}.html"
-    _write_report(
-        report_path,
-        localiser,
-        results,
-        summary,
-        title=f"Localisation evaluation of {run_dir.name}",
-        evaluated_on=str(data),
-        history=read_history(run_dir),
-    )
-    return summary, report_path
-
-
-def _write_report(path: Path, localiser: TrainedLocaliser, results, summary, *, title, evaluated_on, history):
-    from medlearn.apps.localisation.landmark_report import write_localisation_report  # on first use: matplotlib
-
-    return write_localisation_report(
-        path,
-        title=title,
-        evaluated_on=evaluated_on,
-        summary=summary,
-        results=results,
-        plan=localiser.plan.to_dict(),
-        settings=localiser.settings.to_dict(),
-        config=localiser.config or {},
-        history=history,
+    samples = load_localisation_samples(data)
+    return run_evaluation.evaluate_run_on(
+        LandmarkScorer(run_dir), run_dir, samples, data, json_path=json_path, report_path=report_path
     )
 
 

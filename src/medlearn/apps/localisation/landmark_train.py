@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import medlearn
+from medlearn.apps.common.request import TrainOutcome
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.localisation.landmark_baseline import fit_and_store
 from medlearn.apps.localisation.landmark_cases import (
@@ -29,7 +30,7 @@ from medlearn.apps.localisation.landmark_cases import (
 from medlearn.apps.localisation.landmark_evaluate import report_after_training
 from medlearn.apps.localisation.landmark_task import LocalisationTask
 from medlearn.apps.localisation.landmarks import ImageLandmarks, landmark_names, read_landmarks
-from medlearn.apps.localisation.request import LocalisationOutcome, LocalisationTrainRequest
+from medlearn.apps.localisation.request import LocalisationTrainRequest
 from medlearn.apps.localisation.settings import (
     LocaliserSettings,
     build_localisation_model,
@@ -58,7 +59,7 @@ def train_landmark_localiser(
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
-) -> LocalisationOutcome:
+) -> TrainOutcome:
     """Fresh landmark run on ``split`` (the landmark files of ``request.data``)."""
     settings = request.settings
     train = [read_landmarks(sample) for sample in split.train]
@@ -98,7 +99,7 @@ def train_landmark_localiser(
     return _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
 
 
-def resume_landmark_localiser(run_dir: Path, *, quiet: bool = False) -> LocalisationOutcome:
+def resume_landmark_localiser(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded plan, settings and split."""
     run = RunDir.open(run_dir)
     config, plan, settings = read_localisation_run(run)
@@ -127,7 +128,7 @@ def _prepare(
 
 def _train_and_report(
     run, settings: LocaliserSettings, plan: SegmentationPlan, training: dict, cases, *, quiet: bool, resume: bool
-) -> LocalisationOutcome:
+) -> TrainOutcome:
     config = TrainConfig.from_dict(training)
     log.info("localisation: %d training, %d validation images; plan %s", len(cases["train"]), len(cases["val"]), plan)
     seed_everything(config.seed)
@@ -157,4 +158,4 @@ def _train_and_report(
     )
     result = Trainer(task, model, train_loader, val_loader, config, run, quiet=quiet).fit(resume=resume)
     report, metrics = report_after_training(run.path, result)
-    return LocalisationOutcome(run.path, report, metrics)
+    return TrainOutcome(run.path, report, metrics)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import medlearn
+from medlearn.apps.common.request import TrainRequest
 from medlearn.apps.registration.cohort import check_labelled, load_cohort
 from medlearn.apps.registration.pairs import PairDataset, validation_pairs
 from medlearn.apps.registration.settings import (
@@ -35,26 +34,14 @@ from medlearn.engine.rundir import RunDir
 from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
 from medlearn.models import create_model, list_models
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
 
-@dataclass
-class RegistrationTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: RegistrationSettings
-    training: dict
-
-    @classmethod
-    def build(
-        cls, *, data: str, out: Path, config_file: Path | None = None, overrides: dict | None = None
-    ) -> RegistrationTrainRequest:
-        merged = merge_layers({TASK: {}, "training": REGISTRATION_TRAINING_DEFAULTS}, config_file, overrides)
-        return cls(str(data), Path(out), RegistrationSettings.from_dict(merged[TASK]), merged["training"])
+class RegistrationTrainRequest(TrainRequest[RegistrationSettings]):
+    section = TASK
+    settings_type = RegistrationSettings
+    training_defaults = REGISTRATION_TRAINING_DEFAULTS
 
 
 def build_registration_model(settings: RegistrationSettings, spatial_dims: int) -> nn.Module:

@@ -67,7 +67,7 @@ def train_embedding(
     every image has a label): a classifier trained with cross-entropy + supervised contrastive loss by the
     classification pipeline (duplicate-aware split, augmentation, budget, report). ``retrieval-simclr`` (the default
     without labels): self-supervised, :func:`medlearn.apps.retrieval.selfsupervised.train_self_supervised`."""
-    from medlearn.apps.classification.train import TrainRequest, train_classifier
+    from medlearn.apps.classification.train import ClassificationTrainRequest, train_classifier
     from medlearn.apps.retrieval.selfsupervised import MODEL as SELF_SUPERVISED
     from medlearn.apps.retrieval.selfsupervised import train_self_supervised
 
@@ -87,7 +87,9 @@ def train_embedding(
     training = {"seed": seed, **({"max_minutes": max_minutes} if max_minutes else {})}
     if epochs is not None:
         training["epochs"] = epochs
-    request = TrainRequest.build(data=data, out=out, overrides={"classification": task, "training": training})
+    request = ClassificationTrainRequest.build(
+        data=data, out=out, overrides={"classification": task, "training": training}
+    )
     # no early stopping (a None override never replaces a default, so set here): the monitored classification loss
     # is not the retrieval objective, and a granted budget is for using
     request.training["early_stopping_patience"] = None

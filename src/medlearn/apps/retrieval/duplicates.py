@@ -1,6 +1,11 @@
 """Near-duplicates by embedding: pairs of indexed images whose vectors are almost parallel, beyond the copies
 perceptual hashing already grouped (re-exported, re-windowed, cropped or re-scaled copies that keep the content but
-change the pixels enough to flip hash bits). ``medlearn data audit --index`` lists them."""
+change the pixels enough to flip hash bits). ``medlearn data audit --index`` lists them.
+
+How similar is "almost parallel" depends on the embedder: a classifier trunk puts most images of one class above
+0.95, a histogram embedding spreads them wider. Without a user threshold, :func:`calibrated_min_similarity` learns it
+from the copies the perceptual hash already confirmed in the same index: the similarity that 95% of those pairs
+reach."""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import numpy as np
 
 from medlearn.apps.retrieval.index import VectorIndex
 
-#: Cosine similarity from which two embeddings count as the same content.
+#: Cosine similarity from which two embeddings count as the same content, when nothing calibrates it.
 DEFAULT_MIN_SIMILARITY = 0.98
+#: Hash-confirmed duplicate pairs needed to calibrate the threshold.
+MIN_CALIBRATION_PAIRS = 5
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,29 @@ def embedding_duplicates(
         for (a, b), s in pairs.items()
     ]
     return sorted(found, key=lambda pair: (-pair.similarity, pair.first, pair.second))
+
+
+def calibrated_min_similarity(index: VectorIndex, neighbours: int = 5) -> tuple[float, str]:
+    """``(threshold, reason)``: the 5th percentile of the similarities of the near-neighbour pairs the perceptual
+    hash grouped (``dup:`` groups; given patient groups are no evidence of copies), or the default when fewer than
+    :data:`MIN_CALIBRATION_PAIRS` such pairs exist."""
+    if len(index) < 2:
+        return DEFAULT_MIN_SIMILARITY, "default (fewer than two images)"
+    scores, positions = index.search(index.vectors, min(neighbours + 1, len(index)))
+    groups = [entry.group or "" for entry in index.entries]
+    confirmed: dict[tuple[int, int], float] = {}
+    for row in range(len(index)):
+        for score, column in zip(scores[row], positions[row], strict=True):
+            column = int(column)
+            if column != row and groups[row].startswith("dup:") and groups[row] == groups[column]:
+                confirmed[(min(row, column), max(row, column))] = float(score)
+    if len(confirmed) < MIN_CALIBRATION_PAIRS:
+        return DEFAULT_MIN_SIMILARITY, (
+            f"default: only {len(confirmed)} perceptual-hash duplicate pairs to calibrate on "
+            f"(at least {MIN_CALIBRATION_PAIRS} needed)"
+        )
+    threshold = float(np.percentile(list(confirmed.values()), 5))
+    return round(threshold, 5), f"calibrated: 95% of the {len(confirmed)} perceptual-hash duplicate pairs reach it"
 
 
 def beyond_hashes(pairs: list[DuplicatePair]) -> list[DuplicatePair]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.errors import MedlearnError
-from medlearn.utils.atomic import write_bytes_atomic, write_csv_atomic, write_text_atomic
+from medlearn.utils.atomic import atomic_path, write_bytes_atomic, write_csv_atomic, write_text_atomic
 
 FORMAT = 1
 #: From this many vectors on, the default index is approximate (HNSW).
@@ -156,9 +156,11 @@ class VectorIndex:
         if self.kind == "hnsw":
             import faiss
 
-            files["index.faiss"] = write_bytes_atomic(
-                folder / "index.faiss", faiss.serialize_index(self._faiss).tobytes()
-            )
+            # write_index, not serialize_index: the latter's byte vector crosses SWIG, and once SimpleITK (also
+            # SWIG) is imported after faiss the vector comes back as SimpleITK's type and the save fails
+            with atomic_path(folder / "index.faiss") as tmp:
+                faiss.write_index(self._faiss, str(tmp))
+            files["index.faiss"] = folder / "index.faiss"
         manifest = {
             "format": FORMAT,
             "kind": self.kind,
@@ -203,8 +205,7 @@ class VectorIndex:
         if index.kind == "hnsw":
             import faiss
 
-            raw = np.frombuffer((folder / "index.faiss").read_bytes(), dtype=np.uint8)
-            index._faiss = faiss.deserialize_index(raw)
+            index._faiss = faiss.read_index(str(folder / "index.faiss"))
             index._faiss.hnsw.efSearch = HNSW_EF_SEARCH
         else:
             index._faiss = index._build()

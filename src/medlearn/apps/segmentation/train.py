@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import medlearn
+from medlearn.apps.common.request import TrainOutcome, TrainRequest
 from medlearn.apps.common.run_info import announce
 from medlearn.apps.segmentation.baseline import fit_and_store
 from medlearn.apps.segmentation.cases import load_pair, prepare_cases
@@ -40,42 +41,14 @@ from medlearn.engine.trainer import Trainer
 from medlearn.errors import MedlearnError
 from medlearn.planning.fingerprint import DatasetFingerprint, fingerprint, fingerprint_pairs
 from medlearn.planning.plan import SegmentationPlan, make_plan
-from medlearn.utils.settings import merge_layers
 
 log = logging.getLogger("medlearn")
 
 
-@dataclass
-class SegmentationTrainRequest:
-    """What the user asked for, with defaults, config file and CLI flags merged (CLI wins)."""
-
-    data: str
-    out: Path
-    settings: SegmenterSettings
-    training: dict
-    val_data: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        data: str,
-        out: Path,
-        val_data: str | None = None,
-        config_file: Path | None = None,
-        overrides: dict | None = None,
-    ) -> SegmentationTrainRequest:
-        defaults = {"segmentation": {}, "training": SEGMENTATION_TRAINING_DEFAULTS}
-        merged = merge_layers(defaults, config_file, overrides)
-        settings = SegmenterSettings.from_dict(merged["segmentation"])
-        return cls(str(data), Path(out), settings, merged["training"], val_data)
-
-
-@dataclass
-class SegmentationOutcome:
-    run_dir: Path
-    report: Path | None
-    metrics: dict
+class SegmentationTrainRequest(TrainRequest[SegmenterSettings]):
+    section = "segmentation"
+    settings_type = SegmenterSettings
+    training_defaults = SEGMENTATION_TRAINING_DEFAULTS
 
 
 def train_segmenter(
@@ -83,7 +56,7 @@ def train_segmenter(
     *,
     quiet: bool = False,
     show_plan: Callable[[SegmentationPlan, DatasetFingerprint], None] | None = None,
-) -> SegmentationOutcome:
+) -> TrainOutcome:
     """Fresh run on the pairs of ``request.data`` (validation: ``request.val_data`` or a held-out share);
     ``show_plan`` is called with the plan before training starts (the CLI prints it)."""
 
@@ -128,7 +101,7 @@ def train_segmenter(
     return _train_and_report(run, settings, plan, training, cases, quiet=quiet, resume=False)
 
 
-def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> SegmentationOutcome:
+def resume_segmenter(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint with its recorded plan, settings and split."""
 
     run = RunDir.open(run_dir)
@@ -177,4 +150,4 @@ def _train_and_report(
     task = SegmentationTask(plan, overlap=settings.val_overlap)
     result = Trainer(task, model, train_loader, val_loader, config, run, quiet=quiet).fit(resume=resume)
     report, metrics = report_after_training(run.path, result)
-    return SegmentationOutcome(run.path, report, metrics)
+    return TrainOutcome(run.path, report, metrics)
