@@ -349,3 +349,24 @@ def test_a_run_records_its_model_defaults_so_a_later_default_change_keeps_it_loa
     monkeypatch.setattr(shallow.cls_shallow, "__defaults__", (1, 2, 3))  # a release makes 3D the default
     model = TrainedClassifier.from_run_dir(trained_run).model  # still the 2D network the weights belong to
     assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def test_export_to_onnx_predicts_like_the_run_without_its_folder(trained_run: Path, manifests, tmp_path: Path, capsys):
+    model = tmp_path / "model.onnx"
+    command = ["export", str(trained_run), "--out", str(model), "--check-data", str(manifests["test"])]
+    assert main(command) == 0
+    assert "max |exported - trained|" in capsys.readouterr().out
+    images = sorted(str(p) for p in (manifests["images"] / "yes").glob("*.jpg"))[:4]
+    assert main(["classify", "predict", str(model), *images, "--out", str(tmp_path / "onnx.csv")]) == 0
+    assert main(["classify", "predict", str(trained_run), *images, "--out", str(tmp_path / "run.csv")]) == 0
+    exported, original = (list(csv.DictReader((tmp_path / f"{n}.csv").open())) for n in ("onnx", "run"))
+    assert [r["prediction"] for r in exported] == [r["prediction"] for r in original]
+    for a, b in zip(exported, original, strict=True):  # the run infers in bf16 where the CPU has it, ONNX in fp32
+        assert abs(float(a["prob_yes"]) - float(b["prob_yes"])) < 0.02
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "model.pt2"), "--format", "pt2"]) == 0
+    assert (tmp_path / "model.pt2").is_file() and (tmp_path / "model.pt2.json").is_file()
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "not a medlearn run folder" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("task: registration\n")
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "not supported yet" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

@@ -312,3 +312,17 @@ def test_apply_never_overwrites_the_output_of_a_same_named_input(denoise_run: Pa
         main(["enhance", "apply", str(denoise_run), str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
     )
     assert sorted(p.name for p in out.glob("*.png")) == ["a__x_enhanced.png", "b__x_enhanced.png"]
+
+
+def test_an_exported_onnx_network_enhances_a_volume_like_the_run(denoise_run: Path, data, tmp_path: Path):
+    model = tmp_path / "dncnn.onnx"
+    assert main(["export", str(denoise_run), "--out", str(model)]) == 0
+    volume = data["folder"] / "brain2_crop.nrrd"  # its slices are not the 64-pixel example the export traced
+    for name, predictor in (("onnx", model), ("run", denoise_run)):
+        assert main(["enhance", "apply", str(predictor), str(volume), "--out", str(tmp_path / name)]) == 0
+    exported, original = (
+        load(tmp_path / name / "brain2_crop_enhanced.nrrd").array.astype(float) for name in ("onnx", "run")
+    )
+    assert exported.shape == original.shape
+    assert np.abs(exported - original).max() <= 0.01 * np.abs(original).max()  # bf16 run vs fp32 ONNX
+    assert read_enhancement_mark(tmp_path / "onnx" / "brain2_crop_enhanced.nrrd")["model"] == "dncnn"

@@ -320,3 +320,13 @@ def test_evaluate_under_an_intensity_shift_hurts_the_fixed_threshold(nuclei_run:
     assert after["baseline"]["otsu"]["dice"] == pytest.approx(before["baseline"]["otsu"]["dice"], abs=0.02)
     assert (nuclei_run / "evaluation-test-scale-1.6.html").is_file()
     assert main(["segment", "evaluate", str(nuclei_run), *data, "--shift", "brightness:2"]) == 2
+
+
+def test_an_exported_onnx_network_segments_like_the_run(nuclei_run: Path, nuclei, tmp_path: Path):
+    model = tmp_path / "unet.onnx"
+    assert main(["export", str(nuclei_run), "--out", str(model)]) == 0
+    source = nuclei["folder"] / "images" / "tile_256_192.png"
+    for name, predictor in (("onnx", model), ("run", nuclei_run)):
+        assert main(["segment", "predict", str(predictor), str(source), "--out", str(tmp_path / name)]) == 0
+    exported, original = (load(tmp_path / name / "tile_256_192_mask.png").array for name in ("onnx", "run"))
+    assert exported.shape == original.shape and (exported != original).mean() < 0.01  # bf16 run vs fp32 ONNX

@@ -136,7 +136,9 @@ def evaluate(
 
 @classify.command("predict")
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory made by 'classify train'.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory made by 'classify train', or a model.onnx from 'medlearn export'.")
+    ],
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (any supported format).")],
     out: Annotated[Path, typer.Option(help="CSV of class probabilities to write.")] = Path("predictions.csv"),
     strict: Strict = False,

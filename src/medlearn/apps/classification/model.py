@@ -16,6 +16,7 @@ from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context
 from medlearn.errors import MedlearnError
+from medlearn.inference.export import OnnxRunner
 from medlearn.models import create_model
 
 
@@ -74,10 +75,47 @@ class TrainedClassifier:
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, arrays: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
-        logits = self.logits(arrays)
-        if calibrated:
-            logits = logits / self.temperature
-        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        return softmax(self.logits(arrays), self.temperature if calibrated else 1.0)
+
+
+@dataclass
+class ExportedClassifier:
+    """A classifier exported to ONNX by ``medlearn export``, run by ONNX Runtime: the same ``classes``,
+    ``preprocessing``, ``logits`` and ``probabilities`` as a :class:`TrainedClassifier`, from the file alone."""
+
+    runner: OnnxRunner
+    classes: list[str]
+    preprocessing: ClassificationPreprocessing
+    temperature: float = 1.0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ExportedClassifier:
+        runner = OnnxRunner(path)
+        if runner.metadata.get("task") != "classification":
+            raise MedlearnError(f"not an exported classifier (task {runner.metadata.get('task')!r})", path)
+        settings = ClassifierSettings.from_dict(runner.metadata_json("classification"))
+        return cls(runner, list(runner.metadata_json("classes")), settings.preprocessing,
+                   float(runner.metadata_json("temperature")))  # fmt: skip
+
+    def logits(self, arrays: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        chunks = [self.runner.run(arrays[start : start + batch_size]) for start in range(0, len(arrays), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
+
+    def probabilities(self, arrays: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        return softmax(self.logits(arrays), self.temperature if calibrated else 1.0)
+
+
+def load_classifier(path: str | Path) -> TrainedClassifier | ExportedClassifier:
+    """A run folder's best model, or an exported ``.onnx`` classifier."""
+    path = Path(path)
+    return (
+        ExportedClassifier.from_file(path) if path.suffix.lower() == ".onnx" else TrainedClassifier.from_run_dir(path)
+    )
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities of ``logits`` divided by ``temperature`` (1: uncalibrated)."""
+    return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32) / temperature), dim=1).numpy()
 
 
 def weights_path(run_dir: Path, checkpoint: str = "best") -> Path:

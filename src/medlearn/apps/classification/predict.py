@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medlearn.apps.classification.model import TrainedClassifier
+from medlearn.apps.classification.model import load_classifier
 from medlearn.data.files import find_image_files
 from medlearn.data.preload import preload
 from medlearn.data.records import Sample
@@ -22,8 +22,9 @@ class PredictionResult:
 
 
 def predict_files(run_dir: Path, inputs: Sequence[Path], out: Path, *, strict: bool = False) -> PredictionResult:
-    """Predict every readable image under ``inputs``; unreadable ones are skipped and listed (unless strict)."""
-    classifier = TrainedClassifier.from_run_dir(run_dir)
+    """Predict every readable image under ``inputs`` with a run's best model or an exported ``.onnx`` classifier;
+    unreadable images are skipped and listed (unless strict)."""
+    classifier = load_classifier(run_dir)
     files = find_image_files(inputs)
     loaded = preload([Sample(path=p) for p in files], classifier.preprocessing, strict=strict)
     probs = classifier.probabilities(loaded.arrays)

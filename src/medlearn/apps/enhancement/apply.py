@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.enhancement.model import TrainedEnhancer
+from medlearn.apps.enhancement.model import load_enhancer
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import distinct_stems, output_suffix, stem_of, write_table
 from medlearn.errors import MedlearnError
@@ -38,7 +38,7 @@ class ApplyOutcome:
 def apply_enhancer(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: bool = False) -> ApplyOutcome:
     """Enhance every input; unreadable ones are skipped and listed (``strict``: the first one fails)."""
 
-    enhancer = TrainedEnhancer.from_run_dir(run_dir)
+    enhancer = load_enhancer(run_dir)
     out_dir = Path(out_dir)
     outcome = ApplyOutcome()
     paths = image_inputs(inputs)

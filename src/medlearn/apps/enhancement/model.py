@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.apps.enhancement.settings import EnhancerSettings, build_enhancement_model, read_enhancement_run
+from medlearn.apps.enhancement.settings import TASK, EnhancerSettings, build_enhancement_model, read_enhancement_run
 from medlearn.apps.enhancement.slices import grey_array
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision, set_threads
 from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.classical_enhancement import bicubic
+from medlearn.inference.export import OnnxModule, OnnxRunner
 from medlearn.io.geometry import image_from_affine, thickest_axis
 from medlearn.io.image import MedicalImage
 from medlearn.io.intensity import unit_range, unit_range_bounds
@@ -50,6 +51,15 @@ class TrainedEnhancer:
         model.eval()
         precision = config.get("training", {}).get("precision", "auto")
         return cls(model, settings, precision, config, run.path)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> TrainedEnhancer:
+        """An enhancement network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
+        runner = OnnxRunner(path)
+        if runner.metadata.get("task") != TASK:
+            raise MedlearnError(f"not an exported enhancement model (task {runner.metadata.get('task')!r})", path)
+        values = runner.metadata_json(TASK)
+        return cls(OnnxModule(runner), EnhancerSettings.from_dict(values), "fp32", {TASK: values}, Path(path))
 
     @property
     def threads(self) -> int | None:
@@ -156,3 +166,9 @@ def _upsampled_affine(affine: np.ndarray, axes: tuple[int, ...], scale: int) -> 
         affine[:3, 3] += (0.5 / scale - 0.5) * step
         affine[:3, axis] = step / scale
     return affine
+
+
+def load_enhancer(path: str | Path) -> TrainedEnhancer:
+    """A run folder's best model, or an exported ``.onnx`` enhancement network."""
+    path = Path(path)
+    return TrainedEnhancer.from_onnx(path) if path.suffix.lower() == ".onnx" else TrainedEnhancer.from_run_dir(path)

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medlearn.apps.retrieval.embedders import embedder_from_description, make_embedder
-from medlearn.apps.retrieval.index import Entry, VectorIndex, file_sha256
+from medlearn.apps.retrieval.index import Entry, VectorIndex
 from medlearn.data.dedup import assign_groups
 from medlearn.data.records import Sample
 from medlearn.data.sources import load_samples
 from medlearn.errors import MedlearnError
+from medlearn.utils.hashing import file_sha256
 
 
 def entries_of(samples: Sequence[Sample]) -> list[Entry]:

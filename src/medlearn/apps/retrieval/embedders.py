@@ -23,13 +23,13 @@ from typing import Protocol
 
 import numpy as np
 
-from medlearn.apps.retrieval.index import file_sha256
 from medlearn.data.dedup import perceptual_hash_bits
 from medlearn.data.preprocess import ClassificationPreprocessing
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines.classification import FeatureSpec, extract_features
 from medlearn.evaluation.feature_network import FeatureExtractor, classifier_input
 from medlearn.io import load
+from medlearn.utils.hashing import file_sha256
 
 EMBEDDERS = ("classifier-trunk", "self-supervised", "histogram", "phash")
 #: Images embedded per batch (bounded memory on large indexes).

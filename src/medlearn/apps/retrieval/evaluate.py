@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.retrieval.embedders import embedder_from_description, make_embedder
-from medlearn.apps.retrieval.index import VectorIndex, file_sha256
+from medlearn.apps.retrieval.index import VectorIndex
 from medlearn.data.dedup import assign_groups
 from medlearn.data.records import Sample
 from medlearn.data.sources import load_samples
 from medlearn.errors import MedlearnError
 from medlearn.evaluation.baselines import compare_to_baseline
 from medlearn.evaluation.retrieval import retrieval_metrics
+from medlearn.utils.hashing import file_sha256
 
 K = 10
 #: Classical embedders scored beside the index's own.

@@ -15,7 +15,6 @@ an index built by another embedder than the one asked for.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from medlearn.errors import MedlearnError
 from medlearn.utils.atomic import atomic_path, write_bytes_atomic, write_csv_atomic, write_text_atomic
+from medlearn.utils.hashing import file_sha256
 
 FORMAT = 1
 #: From this many vectors on, the default index is approximate (HNSW).
@@ -247,12 +247,3 @@ def _read_manifest(folder: Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise MedlearnError(f"index format {manifest.get('format')!r} is not {FORMAT}: rebuild the index", path)
     return manifest
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (index checksums, entry content fingerprints, model weights versions)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -23,6 +23,7 @@ from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
 from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.inference.export import OnnxModule, OnnxRunner
 from medlearn.inference.sliding_window import dense_probabilities
 from medlearn.io.image import MedicalImage
 from medlearn.io.orientation import to_canonical
@@ -63,6 +64,16 @@ class TrainedSegmenter:
         if settings.crop_run is not None:
             cropper = RegionCropper.from_run(settings.crop_run, settings.crop_structure, settings.crop_margin_mm)
         return cls(model, plan, settings, precision, config, cropper)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> TrainedSegmenter:
+        """A segmentation network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
+        runner = OnnxRunner(path)
+        if runner.metadata.get("task") != "segmentation":
+            raise MedlearnError(f"not an exported segmentation model (task {runner.metadata.get('task')!r})", path)
+        plan = SegmentationPlan(**runner.metadata_json("plan"))
+        settings = SegmenterSettings.from_dict(runner.metadata_json("segmentation"))
+        return cls(OnnxModule(runner), plan, settings, "fp32", {"plan": runner.metadata_json("plan")})
 
     @torch.inference_mode()
     def predict(
@@ -109,3 +120,9 @@ class TrainedSegmenter:
         if reorientation is not None:
             probabilities = np.ascontiguousarray(reorientation.undo(probabilities))  # the input's own array order
         return probabilities
+
+
+def load_segmenter(path: str | Path) -> TrainedSegmenter:
+    """A run folder's best model, or an exported ``.onnx`` segmentation network."""
+    path = Path(path)
+    return TrainedSegmenter.from_onnx(path) if path.suffix.lower() == ".onnx" else TrainedSegmenter.from_run_dir(path)

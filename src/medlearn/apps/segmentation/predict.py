@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.segmentation.model import TrainedSegmenter
+from medlearn.apps.segmentation.model import load_segmenter
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, output_suffix, write_table
 from medlearn.errors import MedlearnError
@@ -33,9 +33,10 @@ class PredictionOutcome:
 def predict_images(
     run_dir: Path, inputs: list[Path], out_dir: Path, *, tta: bool | None = None, strict: bool = False
 ) -> PredictionOutcome:
-    """Segment every input; unreadable inputs are skipped and listed (``strict``: the first one fails)."""
+    """Segment every input with a run's best model or an exported ``.onnx`` network; unreadable inputs are skipped
+    and listed (``strict``: the first one fails)."""
 
-    segmenter = TrainedSegmenter.from_run_dir(run_dir)
+    segmenter = load_segmenter(run_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = PredictionOutcome()
