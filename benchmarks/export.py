@@ -19,6 +19,7 @@ import argparse
 import csv
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,10 +81,11 @@ def markdown(results: dict) -> str:
         "| torch.export ms/img |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    root = os.path.commonpath([row["run"] for row in results["rows"]])
     for row in results["rows"]:
         onnx, program = row["onnx"], row["pt2"]
         lines.append(
-            f"| {Path(row['run']).parent.name}/{Path(row['run']).name} | {row['task']} | {row['model']} | "
+            f"| {os.path.relpath(row['run'], root)} | {row['task']} | {row['model']} | "
             f"{onnx['seconds']} | {onnx['max_abs_difference']:.1e} | {onnx['eager_ms_per_image']} | "
             f"{onnx['exported_ms_per_image']} | {program['exported_ms_per_image']} |"
         )

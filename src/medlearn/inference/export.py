@@ -94,7 +94,10 @@ def export(spec: ExportSpec, path: Path, fmt: str = "onnx", *, opset: int | None
                 _write_onnx(spec, model, tmp, opset)
                 check = _check(spec, model, OnnxRunner(tmp).run, path, fmt, time.perf_counter() - started)
             return check
-        program = torch.export.export(model, (spec.example.float(),), dynamic_shapes=_dynamic_shapes(spec, model))
+        try:
+            program = torch.export.export(model, (spec.example.float(),), dynamic_shapes=_dynamic_shapes(spec, model))
+        except Exception as error:  # noqa: BLE001 - torch.export raises many kinds; the user needs one line
+            raise MedlearnError(f"torch.export failed: {str(error).splitlines()[0][:300]}") from None
         buffer = io.BytesIO()
         torch.export.save(program, buffer)  # a buffer: torch.export wants file names ending in .pt2, temp files do not
         loaded = torch.export.load(io.BytesIO(buffer.getvalue())).module()
@@ -110,7 +113,10 @@ def export(spec: ExportSpec, path: Path, fmt: str = "onnx", *, opset: int | None
 
 
 def _dynamic_shapes(spec: ExportSpec, model: nn.Module) -> dict:
-    dims = {axis: torch.export.Dim(name, min=1, max=4096) for axis, name in spec.dynamic_axes.items()}
+    """The free axes as ``Dim.AUTO``: named bounded dims make the exporter refuse guards it cannot prove (an
+    upsampler's ``trunc(2.0 * w) == 2 * w``); AUTO keeps them as run-time checks, and the export check then runs
+    other sizes to prove the axes stayed free."""
+    dims = dict.fromkeys(spec.dynamic_axes, torch.export.Dim.AUTO)
     argument = next(iter(_forward_parameters(model)))
     return {argument: dims}
 
@@ -138,8 +144,20 @@ def _write_onnx(spec: ExportSpec, model: nn.Module, path: Path, opset: int | Non
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds; the user needs one line
         raise MedlearnError(f"ONNX export failed: {str(error).splitlines()[0][:300]}") from None
     proto = program.model_proto
+    _name_free_axes(proto, spec.dynamic_axes)
     onnx.helper.set_model_props(proto, dict(spec.metadata))
     onnx.save(proto, str(path))
+
+
+def _name_free_axes(proto, names: dict[int, str]) -> None:
+    """The exporter's symbols (``s77``) of the input's free axes renamed ``batch``, ``height``..., in the input and
+    in every output dimension that is exactly one of them, so a reader of the file sees what may vary."""
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    renamed = {dims[axis].dim_param: name for axis, name in names.items() if axis < len(dims) and dims[axis].dim_param}
+    for value in [*proto.graph.input, *proto.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in renamed:
+                dim.dim_param = renamed[dim.dim_param]
 
 
 def _check(spec: ExportSpec, model: nn.Module, runner, path: Path, fmt: str, seconds: float) -> ExportCheck:
@@ -154,7 +172,13 @@ def _check(spec: ExportSpec, model: nn.Module, runner, path: Path, fmt: str, sec
         inputs = torch.randn(shape, generator=generator)
         with torch.inference_mode():
             expected = model(inputs).float().numpy()
-        got = runner(inputs.numpy())
+        try:
+            got = runner(inputs.numpy())
+        except Exception as error:  # noqa: BLE001 - a runtime that cannot take the shape: the axis was frozen
+            raise MedlearnError(
+                f"the exported model cannot run an input of shape {tuple(shape)} ({str(error).splitlines()[0][:200]}): "
+                "not written"
+            ) from None
         if got.shape != expected.shape:
             raise MedlearnError(
                 f"the exported model returns shape {got.shape} for a batch of {batch}, the trained one {expected.shape}"
