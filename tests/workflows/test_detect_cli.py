@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,20 @@ def test_detection_in_3d_volumes_from_world_points(shared_data: Path, tmp_path: 
     with open(found / "v5_candidates.csv", newline="") as handle:
         header = next(csv.reader(handle))
     assert header == ["x", "y", "z", "i", "j", "k", "score", "radius_mm"]
+
+
+def test_an_exported_onnx_network_detects_like_the_run(trained: Path, nuclei: dict, tmp_path: Path) -> None:
+    model = tmp_path / "detector.onnx"
+    assert main(["export", str(trained), "--out", str(model)]) == 0
+    image = sorted((nuclei["folder"] / "images").iterdir())[0]
+    fp32_run = tmp_path / "fp32-run"  # the run as it is, inferring in fp32 like ONNX (bf16 moves flat peaks)
+    shutil.copytree(trained, fp32_run)
+    config = fp32_run / "config.yaml"
+    config.write_text(config.read_text().replace("precision: auto", "precision: fp32"))
+    found = {}
+    for name, predictor in (("onnx", model), ("run", fp32_run)):
+        assert main(["detect", "predict", str(predictor), str(image), "--out", str(tmp_path / name)]) == 0
+        with open(tmp_path / name / f"{image.stem}_candidates.csv", newline="") as handle:
+            found[name] = [(float(r["i"]), float(r["j"]), float(r["score"])) for r in csv.DictReader(handle)]
+    assert found["onnx"] and len(found["onnx"]) == len(found["run"])  # the run's operating threshold travelled
+    np.testing.assert_allclose(np.array(found["onnx"]), np.array(found["run"]), atol=0.011)  # CSVs round to 0.01

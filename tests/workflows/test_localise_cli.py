@@ -237,3 +237,19 @@ def test_localise_then_segment_crops_to_the_box_and_pastes_the_mask_back(
     assert (
         main(["segment", "evaluate", str(out), "--data", str(box_set["test"]), "--json", str(tmp_path / "m.json")]) == 0
     )
+
+
+def test_an_exported_onnx_network_localises_like_the_run(trained: Path, landmark_set: dict, tmp_path: Path) -> None:
+    model = tmp_path / "landmarks.onnx"
+    assert main(["export", str(trained), "--out", str(model)]) == 0
+    image = landmark_set["folder"] / "case9.nii.gz"
+    for name, predictor in (("onnx", model), ("run", trained)):
+        assert main(["localise", "predict", str(predictor), str(image), "--out", str(tmp_path / name)]) == 0
+    exported, original = (read_fcsv(tmp_path / name / "case9_landmarks.fcsv") for name in ("onnx", "run"))
+    assert list(exported.names) == NAMES
+    np.testing.assert_allclose(exported.coordinates, original.coordinates, atol=1.0)  # mm; bf16 run vs fp32 ONNX
+
+
+def test_box_runs_are_not_exported_yet(box_run: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", str(box_run), "--out", str(tmp_path / "boxes.onnx")]) == 2
+    assert "not supported yet" in capsys.readouterr().err and not (tmp_path / "boxes.onnx").exists()

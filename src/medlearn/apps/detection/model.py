@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from medlearn.apps.detection.cases import voxel_size_mm
-from medlearn.apps.detection.heads import DetectionHead, head_for
+from medlearn.apps.detection.heads import HEADS, DetectionHead, head_for
 from medlearn.apps.detection.settings import DetectorSettings, build_detection_model, read_detection_run
 from medlearn.apps.detection.task import detect_on_grid
 from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
 from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.inference.export import OnnxModule, OnnxRunner
 from medlearn.io.geometry import voxel_to_world
 from medlearn.io.image import MedicalImage
 from medlearn.planning.plan import SegmentationPlan
@@ -75,6 +76,21 @@ class TrainedDetector:
         precision = config.get("training", {}).get("precision", "auto")
         return cls(model, head_for(model), plan, settings, precision, config)
 
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> TrainedDetector:
+        """A detection network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
+        runner = OnnxRunner(path)
+        if runner.metadata.get("task") != "detection":
+            raise MedlearnError(f"not an exported detection model (task {runner.metadata.get('task')!r})", path)
+        plan = SegmentationPlan(**runner.metadata_json("plan"))
+        settings = DetectorSettings.from_dict(runner.metadata_json("detection"))
+        head = HEADS[runner.metadata_json("head")]()
+        config = {
+            "plan": runner.metadata_json("plan"),
+            "operating_threshold": runner.metadata_json("operating_threshold"),
+        }  # noqa: E501
+        return cls(OnnxModule(runner), head, plan, settings, "fp32", config)
+
     @torch.inference_mode()
     def predict(self, image: MedicalImage, *, tta: bool | None = None) -> Detections:
         """Candidates of one image (every local finding up to ``max_candidates``, scored 0-1)."""
@@ -95,3 +111,9 @@ class TrainedDetector:
                 tta=self.settings.tta if tta is None else tta,
             )
         return detections_on_image(image, self.plan, points, scores, radii)
+
+
+def load_detector(path: str | Path) -> TrainedDetector:
+    """A run folder's best model, or an exported ``.onnx`` detection network."""
+    path = Path(path)
+    return TrainedDetector.from_onnx(path) if path.suffix.lower() == ".onnx" else TrainedDetector.from_run_dir(path)

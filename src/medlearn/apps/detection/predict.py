@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from medlearn.apps.common.run_evaluation import VAL_METRICS_FILE
-from medlearn.apps.detection.model import Detections, TrainedDetector
+from medlearn.apps.detection.model import Detections, load_detector
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import FORMAT_DICOM, distinct_stems, write_table
 from medlearn.errors import MedlearnError
@@ -60,11 +60,14 @@ def predict_images(
     threshold: float | None = None,
     strict: bool = False,
 ) -> PredictionOutcome:
-    """Detect in every input; unreadable inputs are skipped and listed (``strict``: the first one fails)."""
-    detector = TrainedDetector.from_run_dir(run_dir)
+    """Detect in every input with a run's best model or an exported ``.onnx`` network; unreadable inputs are skipped
+    and listed (``strict``: the first one fails)."""
+    detector = load_detector(run_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcome = PredictionOutcome(threshold=operating_threshold(run_dir) if threshold is None else float(threshold))
+    if threshold is None:  # an exported file carries its run's operating threshold
+        threshold = (detector.config or {}).get("operating_threshold") or operating_threshold(run_dir)
+    outcome = PredictionOutcome(threshold=float(threshold))
     paths = image_inputs(inputs)
     stems = distinct_stems(paths)
     for path in paths:

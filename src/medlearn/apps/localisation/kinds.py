@@ -77,6 +77,9 @@ def resume_localiser(run_dir: Path, *, quiet: bool = False) -> TrainOutcome:
 
 
 def is_box_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` localises boxes (an exported ``.onnx`` file is always a landmark network)."""
+    if Path(run_dir).suffix.lower() == ".onnx":
+        return False
     _, _, settings = read_localisation_run(RunDir.open(run_dir))
     return settings.boxes
 

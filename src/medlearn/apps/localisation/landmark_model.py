@@ -17,6 +17,7 @@ from medlearn.engine.checkpoint import checkpoint_weights_file, load_weights
 from medlearn.engine.performance import autocast_context, resolve_precision
 from medlearn.engine.rundir import RunDir
 from medlearn.errors import MedlearnError
+from medlearn.inference.export import OnnxModule, OnnxRunner
 from medlearn.io.geometry import voxel_to_world
 from medlearn.io.image import MedicalImage
 from medlearn.planning.plan import SegmentationPlan
@@ -60,6 +61,17 @@ class TrainedLocaliser:
         heads = LandmarkHeatmaps(len(settings.landmarks), sigma_voxels(plan, settings.sigma_mm))
         return cls(model, heads, plan, settings, config.get("training", {}).get("precision", "auto"), config)
 
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> TrainedLocaliser:
+        """A landmark network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
+        runner = OnnxRunner(path)
+        if runner.metadata.get("task") != "localisation":
+            raise MedlearnError(f"not an exported localisation model (task {runner.metadata.get('task')!r})", path)
+        plan = SegmentationPlan(**runner.metadata_json("plan"))
+        settings = LocaliserSettings.from_dict(runner.metadata_json("localisation"))
+        heads = LandmarkHeatmaps(len(settings.landmarks), sigma_voxels(plan, settings.sigma_mm))
+        return cls(OnnxModule(runner), heads, plan, settings, "fp32", {"plan": runner.metadata_json("plan")})
+
     @torch.inference_mode()
     def predict(self, image: MedicalImage) -> Landmarks:
         """The landmarks of one image. No flip test-time augmentation: a mirrored image swaps left and right."""
@@ -78,3 +90,9 @@ class TrainedLocaliser:
                 self.plan.window(self.settings.overlap),
             )
         return landmarks_on_image(image, self.plan, self.settings.landmarks, points, scores)
+
+
+def load_localiser(path: str | Path) -> TrainedLocaliser:
+    """A run folder's best model, or an exported ``.onnx`` landmark network."""
+    path = Path(path)
+    return TrainedLocaliser.from_onnx(path) if path.suffix.lower() == ".onnx" else TrainedLocaliser.from_run_dir(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medlearn.apps.localisation.landmark_model import Landmarks, TrainedLocaliser
+from medlearn.apps.localisation.landmark_model import Landmarks, load_localiser
 from medlearn.data.files import image_inputs
 from medlearn.data.outputs import distinct_stems, write_table
 from medlearn.errors import MedlearnError
@@ -40,8 +40,9 @@ def landmark_rows(found: Landmarks, ndim: int) -> list[dict]:
 
 
 def predict_images(run_dir: Path, inputs: list[Path], out_dir: Path, *, strict: bool = False) -> PredictionOutcome:
-    """Localise the landmarks of every input; unreadable inputs are skipped and listed (``strict``: fail)."""
-    localiser = TrainedLocaliser.from_run_dir(run_dir)
+    """Localise the landmarks of every input with a run's best model or an exported ``.onnx`` network; unreadable
+    inputs are skipped and listed (``strict``: fail)."""
+    localiser = load_localiser(run_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = PredictionOutcome()
