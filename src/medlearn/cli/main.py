@@ -24,7 +24,7 @@ def _register_commands() -> None:
     import importlib
 
     from medlearn.apps.studies import cli as studies_cli
-    from medlearn.cli import data_cmd, demo_cmd, export_cmd, info_cmd
+    from medlearn.cli import data_cmd, demo_cmd, export_cmd, info_cmd, serve_cmd
     from medlearn.task_list import TASKS
 
     for module in (info_cmd, data_cmd):
@@ -33,6 +33,7 @@ def _register_commands() -> None:
         importlib.import_module(f"medlearn.apps.{task.name}.cli").register(app)
     studies_cli.register(app)
     export_cmd.register(app)
+    serve_cmd.register(app)
     demo_cmd.register(app)
 
 

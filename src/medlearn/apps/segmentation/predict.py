@@ -59,21 +59,29 @@ def predict_images(
 
 
 def _write_outputs(path: Path, stem: str, image, mask, labels: list[int], out_dir: Path) -> dict:
-    from medlearn.report.overlays import volume_overlay  # on first use: matplotlib's colour maps
-
     row: dict = {"input": str(path)}
     mask_path = out_dir / f"{stem}_mask{output_suffix(path, mask)}"
     row["mask"] = str(save(mask, mask_path))
     if image.format == FORMAT_DICOM:
         row["dicom_seg"] = str(_write_dicom_seg(mask, path, out_dir / f"{stem}_seg.dcm", labels))
+    row["overlay"] = str(write_bytes_atomic(out_dir / f"{stem}_overlay.png", overlay_png(image, mask)))
+    row.update(label_sizes(image, mask, labels))
+    return row
+
+
+def overlay_png(image, mask) -> bytes:
+    """The mask over the image (the slice with the most foreground of a volume), as PNG bytes."""
+    from medlearn.report.overlays import volume_overlay  # on first use: matplotlib's colour maps
+
     overlay, _ = volume_overlay(image.array, image.spacing, mask.array[0])
-    row["overlay"] = str(write_bytes_atomic(out_dir / f"{stem}_overlay.png", _png(overlay)))
+    return _png(overlay)
+
+
+def label_sizes(image, mask, labels: list[int]) -> dict[str, float]:
+    """Per foreground label, its volume in ml (volumes) or area in mm² (2D images): ``volume_ml_<label>``."""
     volume = image.spatial_ndim == 3
     unit, per_voxel = ("volume_ml", np.prod(image.spacing) / 1000.0) if volume else ("area_mm2", np.prod(image.spacing))
-    for label in labels:
-        if label:
-            row[f"{unit}_{label}"] = round(float((mask.array[0] == label).sum() * per_voxel), 3)
-    return row
+    return {f"{unit}_{label}": round(float((mask.array[0] == label).sum() * per_voxel), 3) for label in labels if label}
 
 
 def _write_dicom_seg(mask, source: Path, target: Path, labels: list[int]) -> Path | str:
