@@ -22,19 +22,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test`` runs two workers) each worker gets its share of the cores: two processes
-    with one thread per core each would slow the other many times (torch's small convolutions; ITK's registration,
-    whose threads meet at a barrier every iteration: a 3 s registration test took 66 s beside a busy worker)."""
+    """Under pytest-xdist (``make test`` runs two workers) each worker gets its share of the cores in every thread
+    pool it has: torch's, ITK's, FAISS's and the OpenBLAS / OpenMP pools of numpy, scipy and scikit-learn (three
+    OpenBLAS and two OpenMP runtimes here, each with one thread per core). Two processes with a pool per core
+    each slow the other many times: OpenBLAS threads busy-wait, ITK's meet at a barrier every iteration (measured:
+    a 3.9 s retrieval test took 101 s and a 5 s segmentation test 50 s beside the other worker)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         import faiss
+        import onnxruntime  # noqa: F401  (loaded now, so its OpenMP is limited below too)
+        import scipy.linalg  # noqa: F401
         import SimpleITK as sitk
+        import sklearn  # noqa: F401
         import torch
+        from threadpoolctl import threadpool_limits
 
         share = max(1, (os.cpu_count() or 1) // int(workers))
         torch.set_num_threads(share)
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(share)
         faiss.omp_set_num_threads(share)
+        config._thread_limits = threadpool_limits(limits=share)  # kept alive for the session
 
 
 @pytest.hookimpl(hookwrapper=True)
