@@ -3,6 +3,7 @@ one line on stderr with exit status 2 (never a traceback)."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
@@ -18,9 +19,12 @@ app = typer.Typer(
 )
 
 
+@functools.cache
 def _register_commands() -> None:
     """The general commands, one group per task of :data:`medlearn.task_list.TASKS` (``medlearn.apps.<name>.cli``),
-    then the studies (which add commands to the task groups)."""
+    then the studies (which add commands to the task groups). Once per process: registering again on every
+    ``main()`` call piled up duplicate commands, and Typer rebuilds the whole command tree on each call, so a
+    process that called ``main()`` hundreds of times (the test suite) spent most of its time there."""
     import importlib
 
     from medlearn.apps.studies import cli as studies_cli
