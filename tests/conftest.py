@@ -25,8 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs two workers) each worker gets its share of the cores in every thread
     pool it has: torch's, ITK's, FAISS's and the OpenBLAS / OpenMP pools of numpy, scipy and scikit-learn (three
     OpenBLAS and two OpenMP runtimes here, each with one thread per core). Two processes with a pool per core
-    each slow the other many times: OpenBLAS threads busy-wait, ITK's meet at a barrier every iteration (measured:
-    a 3.9 s retrieval test took 101 s and a 5 s segmentation test 50 s beside the other worker)."""
+    each can slow the other many times (OpenBLAS threads busy-wait, ITK's meet at a barrier every iteration,
+    torch's small convolutions were measured 20-60x slower beside a second process using both cores)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         import faiss
