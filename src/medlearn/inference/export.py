@@ -253,6 +253,14 @@ class OnnxRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
+    @classmethod
+    def for_task(cls, path: str | Path, task: str) -> OnnxRunner:
+        """The exported model at ``path``, refused by name when ``medlearn export`` wrote it for another task."""
+        runner = cls(path)
+        if runner.metadata.get("task") != task:
+            raise MedlearnError(f"not an exported {task} model (task {runner.metadata.get('task')!r})", path)
+        return runner
+
     def run(self, array: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(array, dtype=np.float32)})[0]
 

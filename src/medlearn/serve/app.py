@@ -13,7 +13,6 @@ folder for the time of the request only. The audit log (JSON lines) records time
 seconds and the image's dimensions: no file name, no patient data.
 """
 
-import io
 import json
 import tempfile
 import time
@@ -177,5 +176,4 @@ def _mask_bytes(mask, folder: Path) -> tuple[bytes, str]:
 
     if mask.spatial_ndim == 3:
         return save(mask, folder / "mask.nii.gz").read_bytes(), "application/gzip"
-    buffer = io.BytesIO(save(mask, folder / "mask.png").read_bytes())
-    return buffer.getvalue(), "image/png"
+    return save(mask, folder / "mask.png").read_bytes(), "image/png"

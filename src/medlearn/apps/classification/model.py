@@ -90,9 +90,7 @@ class ExportedClassifier:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ExportedClassifier:
-        runner = OnnxRunner(path)
-        if runner.metadata.get("task") != "classification":
-            raise MedlearnError(f"not an exported classifier (task {runner.metadata.get('task')!r})", path)
+        runner = OnnxRunner.for_task(path, "classification")
         settings = ClassifierSettings.from_dict(runner.metadata_json("classification"))
         return cls(runner, list(runner.metadata_json("classes")), settings.preprocessing,
                    float(runner.metadata_json("temperature")))  # fmt: skip

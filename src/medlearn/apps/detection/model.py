@@ -79,9 +79,7 @@ class TrainedDetector:
     @classmethod
     def from_onnx(cls, path: str | Path) -> TrainedDetector:
         """A detection network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
-        runner = OnnxRunner(path)
-        if runner.metadata.get("task") != "detection":
-            raise MedlearnError(f"not an exported detection model (task {runner.metadata.get('task')!r})", path)
+        runner = OnnxRunner.for_task(path, "detection")
         plan = SegmentationPlan(**runner.metadata_json("plan"))
         settings = DetectorSettings.from_dict(runner.metadata_json("detection"))
         head = HEADS[runner.metadata_json("head")]()

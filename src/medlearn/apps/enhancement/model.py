@@ -55,9 +55,7 @@ class TrainedEnhancer:
     @classmethod
     def from_onnx(cls, path: str | Path) -> TrainedEnhancer:
         """An enhancement network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
-        runner = OnnxRunner(path)
-        if runner.metadata.get("task") != TASK:
-            raise MedlearnError(f"not an exported enhancement model (task {runner.metadata.get('task')!r})", path)
+        runner = OnnxRunner.for_task(path, TASK)
         values = runner.metadata_json(TASK)
         return cls(OnnxModule(runner), EnhancerSettings.from_dict(values), "fp32", {TASK: values}, Path(path))
 

@@ -5,19 +5,13 @@ not exported yet."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
-import medlearn
+from medlearn.apps.common.export import export_metadata, export_network, window_example
 from medlearn.apps.localisation.kinds import is_box_run
 from medlearn.apps.localisation.landmark_model import TrainedLocaliser
-from medlearn.engine.checkpoint import checkpoint_weights_file
 from medlearn.errors import MedlearnError
 from medlearn.inference.export import ExportSpec
-from medlearn.utils.hashing import file_sha256
 
 
 def export_spec(run_dir: Path, check_data: str | None = None) -> ExportSpec:
@@ -25,16 +19,8 @@ def export_spec(run_dir: Path, check_data: str | None = None) -> ExportSpec:
         raise MedlearnError("export of box localisation runs (slice classifiers) is not supported yet", run_dir)
     localiser = TrainedLocaliser.from_run_dir(run_dir)
     plan, config = localiser.plan, localiser.config or {}
-    model = localiser.model.float().eval().to(memory_format=torch.contiguous_format)
-    metadata = {
-        "medlearn_version": medlearn.__version__,
-        "task": "localisation",
-        "model": localiser.settings.model,
-        "weights_sha256": file_sha256(checkpoint_weights_file(Path(run_dir), "best")),
-        "plan": json.dumps(config["plan"]),
-        "localisation": json.dumps(config["localisation"]),
-        "output": f"one heat map per landmark ({', '.join(localiser.settings.landmarks)}) per voxel of one window",
-    }
-    shape = (2, plan.channels, *plan.patch_size)
-    example = torch.from_numpy(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
-    return ExportSpec(model, example, "heatmaps", metadata)
+    output = f"one heat map per landmark ({', '.join(localiser.settings.landmarks)}) per voxel of one window"
+    metadata = export_metadata("localisation", localiser.settings.model, run_dir, output,
+                               plan=config["plan"], localisation=config["localisation"])  # fmt: skip
+    return ExportSpec(export_network(localiser.model), window_example(plan.channels, plan.patch_size), "heatmaps",
+                      metadata)  # fmt: skip

@@ -64,9 +64,7 @@ class TrainedLocaliser:
     @classmethod
     def from_onnx(cls, path: str | Path) -> TrainedLocaliser:
         """A landmark network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
-        runner = OnnxRunner(path)
-        if runner.metadata.get("task") != "localisation":
-            raise MedlearnError(f"not an exported localisation model (task {runner.metadata.get('task')!r})", path)
+        runner = OnnxRunner.for_task(path, "localisation")
         plan = SegmentationPlan(**runner.metadata_json("plan"))
         settings = LocaliserSettings.from_dict(runner.metadata_json("localisation"))
         heads = LandmarkHeatmaps(len(settings.landmarks), sigma_voxels(plan, settings.sigma_mm))

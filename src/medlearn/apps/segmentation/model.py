@@ -68,9 +68,7 @@ class TrainedSegmenter:
     @classmethod
     def from_onnx(cls, path: str | Path) -> TrainedSegmenter:
         """A segmentation network exported by ``medlearn export``, run by ONNX Runtime (float32)."""
-        runner = OnnxRunner(path)
-        if runner.metadata.get("task") != "segmentation":
-            raise MedlearnError(f"not an exported segmentation model (task {runner.metadata.get('task')!r})", path)
+        runner = OnnxRunner.for_task(path, "segmentation")
         plan = SegmentationPlan(**runner.metadata_json("plan"))
         settings = SegmenterSettings.from_dict(runner.metadata_json("segmentation"))
         return cls(OnnxModule(runner), plan, settings, "fp32", {"plan": runner.metadata_json("plan")})
